@@ -1,0 +1,1 @@
+"""The host StatsD daemon: receive, aggregate per flush interval, write Graphite plaintext."""

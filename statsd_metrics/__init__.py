@@ -1,0 +1,1 @@
+"""statsd-metrics client library: fire-and-forget StatsD metrics for web applications."""
