@@ -1,0 +1,266 @@
+"""Listening sockets and the receiving processes that parse into partial aggregates.
+
+Several receiver processes share the UDP port through SO_REUSEPORT: the kernel spreads senders
+over them by address, so one sender's datagrams stay in order in one process (gauge deltas
+depend on order) while the load uses both cores. Each receiver parses into its own `Interval`
+and hands it to the flusher over a pipe when asked, so a flush never stops the reading: the
+other receivers keep reading while one pickles its interval, and the flusher computes in its
+own process. Receiver 0 also serves the TCP line streams and the Unix datagram socket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import selectors
+import signal
+import socket
+import stat
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+
+from .config import Config
+from .parse import Parser
+from .state import Interval
+
+log = logging.getLogger("aggregator.receive")
+
+SO_REUSEPORT = getattr(socket, "SO_REUSEPORT", 15)
+_DRAIN = 512  # datagrams read per readiness event before looking at the control pipe
+
+
+class ListenError(RuntimeError):
+    """A listening socket could not be opened; the message names the address and port."""
+
+
+@dataclass
+class Listeners:
+    """All input sockets, opened before the receivers fork so errors stop the start."""
+
+    udp: list[list[socket.socket]] = field(default_factory=list)  # per receiver
+    tcp: socket.socket | None = None
+    unix: socket.socket | None = None
+
+    def for_receiver(self, index: int) -> list[socket.socket]:
+        extra = [s for s in (self.tcp, self.unix) if s is not None] if index == 0 else []
+        return self.udp[index] + extra
+
+    def close(self) -> None:
+        for s in [*(s for group in self.udp for s in group), self.tcp, self.unix]:
+            if s is not None:
+                s.close()
+
+
+def _address(host: str, port: int, kind: socket.SocketKind) -> tuple[int, tuple]:
+    try:
+        family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=kind)[0]
+    except socket.gaierror as exc:
+        raise ListenError(f"cannot resolve listen address {host!r}: {exc.strerror}") from exc
+    return family, sockaddr
+
+
+def _bind_error(what: str, host: str, port: int, exc: OSError) -> ListenError:
+    why = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+    return ListenError(f"cannot listen on {what} {host} port {port}: {why}")
+
+
+def _receive_buffer(sock: socket.socket, wanted: int, what: str) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, wanted)
+    granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    level = logging.INFO if granted >= wanted else logging.WARNING
+    log.log(level, "%s receive buffer: asked %d bytes, kernel granted %d", what, wanted, granted)
+
+
+def udp_group(host: str, port: int, count: int, buffer: int) -> list[socket.socket]:
+    """`count` SO_REUSEPORT sockets on one UDP port, after checking nobody else holds it.
+
+    A probe bind without SO_REUSEPORT fails if any other socket (even another daemon using
+    SO_REUSEPORT) has the port, so a second daemon cannot silently steal half the traffic.
+    """
+    family, sockaddr = _address(host, port, socket.SOCK_DGRAM)
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind(sockaddr)
+        except OSError as exc:
+            raise _bind_error("UDP", host, port, exc) from exc
+    group = []
+    for i in range(count):
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, SO_REUSEPORT, 1)
+        try:
+            sock.bind(sockaddr)
+        except OSError as exc:
+            sock.close()
+            for s in group:
+                s.close()
+            raise _bind_error("UDP", host, port, exc) from exc
+        if i == 0:
+            _receive_buffer(sock, buffer, f"UDP {host}:{port}")
+        else:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer)
+        group.append(sock)
+    return group
+
+
+def tcp_listener(host: str, port: int) -> socket.socket:
+    family, sockaddr = _address(host, port, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(sockaddr)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise _bind_error("TCP", host, port, exc) from exc
+    return sock
+
+
+def unix_socket(path: str, buffer: int) -> socket.socket:
+    if os.path.exists(path):
+        if not stat.S_ISSOCK(os.stat(path).st_mode):
+            raise ListenError(f"cannot listen on Unix socket {path}: not a socket")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.connect(path)
+            except OSError:
+                os.unlink(path)  # stale, left by a process that is gone
+            else:
+                raise ListenError(f"cannot listen on Unix socket {path}: already in use")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.bind(path)
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"cannot listen on Unix socket {path}: {exc.strerror}") from exc
+    _receive_buffer(sock, buffer, f"Unix {path}")
+    return sock
+
+
+def open_listeners(config: Config) -> Listeners:
+    listeners = Listeners()
+    try:
+        groups = [udp_group(config.bind, config.port, config.receivers, config.receive_buffer)]
+        if config.bind_ipv6:
+            groups.append(
+                udp_group(config.bind_ipv6, config.port, config.receivers, config.receive_buffer)
+            )
+        listeners.udp = [list(sockets) for sockets in zip(*groups, strict=True)]
+        if config.tcp_port:
+            listeners.tcp = tcp_listener(config.bind, config.tcp_port)
+        if config.unix_socket:
+            listeners.unix = unix_socket(config.unix_socket, config.receive_buffer)
+    except ListenError:
+        listeners.close()
+        raise
+    return listeners
+
+
+class Receiver:
+    """The loop of one receiving process: read sockets, parse, answer the flusher's pipe."""
+
+    def __init__(self, sockets: list[socket.socket], control: Connection, config: Config):
+        self.sockets = sockets
+        self.control = control
+        self.parser = Parser(config)
+        self.max_line = config.max_line_length
+        self.bufsize = config.max_datagram_size + 1  # one more byte reveals an oversized one
+        self.interval = Interval()
+        self.streams: dict[socket.socket, bytes] = {}
+        self.selector = selectors.DefaultSelector()
+
+    def run(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)  # the flusher asks for the final hand-off
+        for sock in self.sockets:
+            sock.setblocking(False)
+            self.selector.register(sock, selectors.EVENT_READ)
+        self.selector.register(self.control, selectors.EVENT_READ)
+        while True:
+            for key, _ in self.selector.select():
+                sock = key.fileobj
+                if sock is self.control:
+                    if not self.command():
+                        return
+                elif sock.type == socket.SOCK_DGRAM:
+                    self.drain(sock)
+                elif sock in self.streams:
+                    self.stream(sock)
+                else:
+                    self.accept(sock)
+
+    def drain(self, sock: socket.socket) -> None:
+        recv, feed, iv, size = sock.recv, self.parser.feed, self.interval, self.bufsize
+        for _ in range(_DRAIN):
+            try:
+                data = recv(size)
+            except BlockingIOError:
+                return
+            except OSError as exc:  # e.g. ECONNREFUSED bounced to a UDP socket: not fatal
+                log.debug("receive error: %s", exc)
+                return
+            feed(data, iv)
+
+    def accept(self, listener: socket.socket) -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        conn.setblocking(False)
+        self.streams[conn] = b""
+        self.selector.register(conn, selectors.EVENT_READ)
+
+    def stream(self, conn: socket.socket) -> None:
+        """TCP: everything up to the last newline is one packet, as in the reference."""
+        try:
+            data = conn.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        buffered = self.streams[conn] + data
+        if not data:  # end of stream: a last line without newline is still a line
+            self.selector.unregister(conn)
+            del self.streams[conn]
+            conn.close()
+            if buffered:
+                self.parser.feed(buffered, self.interval)
+            return
+        cut = buffered.rfind(b"\n") + 1
+        if cut:
+            self.parser.feed(buffered[:cut], self.interval)
+            buffered = buffered[cut:]
+        if len(buffered) > self.max_line:
+            self.interval.metrics += 1
+            self.interval.reject("line_too_long")
+            buffered = b""
+        self.streams[conn] = buffered
+
+    def command(self) -> bool:
+        """Handle one message from the flusher; False when this process should exit."""
+        try:
+            message = self.control.recv()
+        except (EOFError, OSError):
+            return False  # the flusher is gone
+        action, arg = message
+        if action in ("flush", "stop"):
+            interval, self.interval = self.interval, Interval()
+            self.control.send(("flush", interval))
+            return action == "flush"
+        if action == "peek":  # the live interval, for the mgmt dumps; kept
+            self.control.send(("peek", self.interval))
+        if action == "delete":
+            kind, patterns = arg
+            self.interval.drop(kind, patterns)
+        elif action == "config":
+            self.parser.configure(arg)
+        return True
+
+
+def run_receiver(sockets: list[socket.socket], control: Connection, config: Config) -> None:
+    """Process entry point."""
+    with contextlib.suppress(KeyboardInterrupt):
+        Receiver(sockets, control, config).run()
