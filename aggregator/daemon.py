@@ -28,7 +28,7 @@ from .flush import Flush
 from .graphite import Carbon
 from .jsnumber import js_round
 from .mgmt import Management
-from .receive import ListenError, Listeners, open_listeners, run_receiver, tcp_listener
+from .receive import ListenError, Listeners, Sequence, open_listeners, run_receiver, tcp_listener
 from .spool import Spool
 from .state import Interval, Store
 
@@ -64,6 +64,7 @@ class Daemon:
             self.started,
         )  # fmt: skip
         self.listeners: Listeners | None = None
+        self.sequence = Sequence()
         self.mgmt_socket: socket.socket | None = None
         self.receivers: list[ReceiverHandle] = []
         self.pending: list[Interval] = []  # handed-off intervals not merged yet
@@ -98,7 +99,7 @@ class Daemon:
         parent, child = multiprocessing.Pipe()
         process = multiprocessing.get_context("fork").Process(
             target=run_receiver,
-            args=(self.listeners.for_receiver(index), child, self.config),
+            args=(self.listeners.for_receiver(index), child, self.config, self.sequence),
             name=f"statsd-aggregator-receiver-{index}",
             daemon=True,
         )
@@ -171,8 +172,7 @@ class Daemon:
     def _merge_and_compute(self) -> tuple[str, int]:
         ttl = self.config.gauges_max_ttl if self.config.deletes("gauges") else None
         pending, self.pending = self.pending, []
-        for interval in pending:
-            self.store.merge(interval, self.config.prefix_stats, ttl)
+        self.store.merge(pending, self.config.prefix_stats, ttl)
         result = self.flush(self.store, round(time.time()))
         return result.payload, result.ts
 
@@ -316,8 +316,8 @@ class Daemon:
                 gauges=dict(self.store.gauges),
                 max_names=self.store.max_names,
             )
-            for interval in [*self.pending, *(i for h in self.receivers for i in h.peeks)]:
-                view.merge(copy.deepcopy(interval), self.config.prefix_stats, None)
+            live = [*self.pending, *(i for h in self.receivers for i in h.peeks)]
+            view.merge(copy.deepcopy(live), self.config.prefix_stats, None)
         return getattr(view, kind)
 
     async def delete(self, kind: str, pattern: str) -> list[str]:

@@ -22,7 +22,7 @@ import time
 
 from .config import Config
 from .naming import sanitize
-from .state import Interval
+from .state import Gauge, Interval
 
 TYPES = frozenset(("c", "ms", "h", "d", "g", "s"))
 TIMER_TYPES = frozenset(("ms", "h", "d"))
@@ -64,57 +64,77 @@ class Parser:
 
     def feed(self, data: bytes, iv: Interval) -> None:
         """One datagram (or one TCP chunk of complete lines)."""
-        iv.packets += 1
+        self.feed_many((data,), iv)
+
+    def feed_many(self, datagrams, iv: Interval) -> None:
+        """Several datagrams (bytes-like) at once: one decode and one line loop for all.
+
+        What is rare (oversized datagrams, invalid UTF-8, CR, long lines, tags) is detected
+        once per batch with C-level checks, so the per-line loop only does the common work.
+        """
+        iv.packets += len(datagrams)
         iv.last_msg_seen = time.time()
-        if len(data) > self.max_datagram:
-            iv.reject("oversized_datagram")
-            return
+        longest = max(map(len, datagrams), default=0)
+        if longest > self.max_datagram:
+            kept = [d for d in datagrams if len(d) <= self.max_datagram]
+            iv.reject("oversized_datagram", len(datagrams) - len(kept))
+            datagrams = kept
+        data = b"\n".join(datagrams)
         try:
             text = data.decode()
         except UnicodeDecodeError:
-            self.lines(self._valid_lines(data, iv), iv)
+            self.lines(self._screen(self._valid_lines(data, iv), iv), iv)
             return
-        self.lines(text.split("\n") if "\n" in text else (text,), iv)
+        if "\r" in text:  # CRLF line ends (a lone CR elsewhere stays and fails validation)
+            text = text.replace("\r\n", "\n").removesuffix("\r")
+        lines = text.split("\n")
+        if longest > self.max_line or "|#" in text:
+            lines = self._screen(lines, iv)
+        self.lines(lines, iv)
 
     def _valid_lines(self, data: bytes, iv: Interval) -> list[str]:
         good = []
         for raw in data.split(b"\n"):
             try:
-                good.append(raw.decode())
+                good.append(raw.decode().removesuffix("\r"))
             except UnicodeDecodeError:
                 iv.metrics += 1
                 iv.reject("invalid_utf8")
         return good
 
-    def lines(self, lines, iv: Interval) -> None:
+    def _screen(self, lines: list[str], iv: Interval) -> list[str]:
+        """Reject over-long lines and rewrite tagged ones into `<token>:<rest>` lines."""
+        out = []
+        for line in lines:
+            if len(line) > self.max_line:
+                iv.metrics += 1
+                iv.reject("line_too_long")
+            elif "|#" in line:
+                rewritten = self._tagged(line, iv)
+                if rewritten is None:
+                    iv.metrics += 1
+                else:
+                    out.append(rewritten)
+            else:
+                out.append(line)
+        return out
+
+    def lines(self, lines: list[str], iv: Interval) -> None:
+        """The hot loop: `name:value|type[|@rate]` groups into the interval's maps."""
         keys = self.keys
         numbers = self.numbers
+        rates = self.rates
         counters = iv.counters
         timers = iv.timers
         timer_counts = iv.timer_counts
-        max_line = self.max_line
-        metrics = 0
-        for text in lines:
-            if not text:
-                continue
-            line = text[:-1] if text[-1] == "\r" else text
+        iv.metrics += len(lines) - lines.count("")
+        for line in lines:
             if not line:
                 continue
-            metrics += 1
-            if len(line) > max_line:
-                iv.reject("line_too_long")
-                continue
-            if "|#" in line:
-                split = self._tagged(line, iv)
-                if split is None:
-                    continue
-                key, rest = split
-                sep = ":"
-            else:
-                name, sep, rest = line.partition(":")
-                key = keys.get(name)
-                if key is None:
-                    key = self._key(name)
+            name, sep, rest = line.partition(":")
+            key = keys.get(name)
+            if key is None:
+                key = self._key(name)
             if not key:
                 iv.reject("empty_name")
                 continue
@@ -129,7 +149,8 @@ class Parser:
                 rate = 1.0
                 if "|" in typ:
                     typ, _, extra = typ.partition("|")
-                    rate = self._rate(extra.partition("|")[0])
+                    extra = extra.partition("|")[0]
+                    rate = rates.get(extra) or self._rate(extra)
                     if rate is None:
                         iv.reject("bad_sample_rate")
                         continue
@@ -179,24 +200,21 @@ class Parser:
                     self._gauge(key, value, v, iv)
                 else:
                     iv.reject("unknown_type")
-        iv.metrics += metrics
 
     def _gauge(self, key: str, text: str, v: float, iv: Interval) -> None:
-        gauges = iv.gauges
-        current = gauges.get(key)
-        if current is None and iv.names >= self.max_names:
-            iv.reject("too_many_names")
-            return
-        if current is None:
+        """A signed value is a delta, anything else sets the gauge (see state.Gauge)."""
+        gauge = iv.gauges.get(key)
+        if gauge is None:
+            if iv.names >= self.max_names:
+                iv.reject("too_many_names")
+                return
             iv.names += 1
         if text[0] not in "+-":
-            gauges[key] = v
-        elif current is None:
-            gauges[key] = [v]  # relative to the value before this interval
-        elif current.__class__ is list:
-            current.append(v)
-        else:
-            gauges[key] = current + v
+            iv.gauges[key] = Gauge(iv.seq, v)
+            return
+        if gauge is None:
+            gauge = iv.gauges[key] = Gauge(-1, None)
+        gauge.deltas.append((iv.seq, v))
 
     def _key(self, raw: str, key: str | None = None) -> str:
         """Sanitise (and cache under `raw`) a key; "" when nothing usable is left."""
@@ -210,8 +228,12 @@ class Parser:
         self.keys[raw] = key
         return key
 
-    def _tagged(self, line: str, iv: Interval) -> tuple[str, str] | None:
-        """Split `name:rest|#tags[|more fields]` into (key with `;tag`s, rest + more fields)."""
+    def _tagged(self, line: str, iv: Interval) -> str | None:
+        """`name:rest|#tags[|fields]` -> `<token>:rest[|fields]`, the key cached under token.
+
+        The token is `name|#tags` with its colons turned into newlines: a line never holds a
+        newline, so the token is unambiguous and holds no colon for the hot loop to split on.
+        """
         metric, _, tagtext = line.partition("|#")
         if "|#" in tagtext:
             iv.reject("repeated_tags")
@@ -221,14 +243,11 @@ class Parser:
         if not sep:
             iv.reject("no_value")
             return None
-        if bar:
-            rest = f"{rest}|{more}"
-        raw = f"{name}|#{tagtext}"
-        key = self.keys.get(raw)
-        if key is None:
+        token = f"{name}|#{tagtext}".replace(":", "\n")
+        if token not in self.keys:
             tags = [t.replace(";", "_", 1).replace(":", "=", 1) for t in tagtext.split(",") if t]
-            key = self._key(raw, ";".join([name, *tags]))
-        return key, rest
+            self._key(token, ";".join([name, *tags]))
+        return f"{token}:{rest}|{more}" if bar else f"{token}:{rest}"
 
     def _number(self, text: str) -> float | None:
         value = number(text) if text else None
@@ -239,11 +258,10 @@ class Parser:
         return value
 
     def _rate(self, text: str) -> float | None:
-        rate = self.rates.get(text, -1.0)
-        if rate == -1.0:
-            rate = number(text[1:]) if text[:1] == "@" and text[1:2] not in ("+", "-") else None
-            if rate is not None and rate <= 0:
-                rate = None
-            if len(self.rates) < 1000:
-                self.rates[text] = rate
+        """`@0.5` -> 0.5; None unless a plain positive number follows the `@`."""
+        rate = number(text[1:]) if text[:1] == "@" and text[1:2] not in ("+", "-") else None
+        if rate is None or rate <= 0:
+            return None
+        if len(self.rates) < 1000:
+            self.rates[text] = rate
         return rate

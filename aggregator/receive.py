@@ -1,33 +1,38 @@
 """Listening sockets and the receiving processes that parse into partial aggregates.
 
-Several receiver processes share the UDP port through SO_REUSEPORT: the kernel spreads senders
-over them by address, so one sender's datagrams stay in order in one process (gauge deltas
-depend on order) while the load uses both cores. Each receiver parses into its own `Interval`
-and hands it to the flusher over a pipe when asked, so a flush never stops the reading: the
-other receivers keep reading while one pickles its interval, and the flusher computes in its
-own process. Receiver 0 also serves the TCP line streams and the Unix datagram socket.
+Several receiver processes read the same UDP socket, so the load spreads evenly over the
+cores whatever the number of senders (SO_REUSEPORT would pin each sender to one process, and a
+busy sender to one core). Each batch is read under a lock that also hands out a global batch
+sequence number, which lets the flusher replay gauge writes in arrival order (see
+state.Gauge). Each receiver parses into its own `Interval` and hands it to the flusher over a
+pipe when asked, so a flush never stops the reading: the other receivers keep reading while
+one pickles its interval, and the flusher computes in its own process. Receiver 0 also serves
+the TCP line streams and the Unix datagram socket.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import logging
+import multiprocessing
 import os
 import selectors
 import signal
 import socket
 import stat
+import tempfile
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
 from .config import Config
 from .parse import Parser
+from .recvmmsg import BATCH, BatchReader
 from .state import Interval
 
 log = logging.getLogger("aggregator.receive")
 
-SO_REUSEPORT = getattr(socket, "SO_REUSEPORT", 15)
 _DRAIN = 512  # datagrams read per readiness event before looking at the control pipe
 
 
@@ -35,20 +40,41 @@ class ListenError(RuntimeError):
     """A listening socket could not be opened; the message names the address and port."""
 
 
+class Sequence:
+    """A lock for reading a batch plus the global batch counter, shared by the receivers.
+
+    A POSIX record lock (lockf) rather than a semaphore: the kernel releases it if a receiver
+    dies while holding it, so the others never hang.
+    """
+
+    def __init__(self) -> None:
+        self.file = tempfile.TemporaryFile()  # noqa: SIM115  (lives as long as the daemon)
+        self.counter = multiprocessing.get_context("fork").RawValue("Q", 0)
+
+    def __enter__(self) -> int:
+        fcntl.lockf(self.file, fcntl.LOCK_EX)
+        seq = self.counter.value
+        self.counter.value = seq + 1
+        return seq
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.lockf(self.file, fcntl.LOCK_UN)
+
+
 @dataclass
 class Listeners:
     """All input sockets, opened before the receivers fork so errors stop the start."""
 
-    udp: list[list[socket.socket]] = field(default_factory=list)  # per receiver
+    udp: list[socket.socket] = field(default_factory=list)  # read by every receiver
     tcp: socket.socket | None = None
     unix: socket.socket | None = None
 
     def for_receiver(self, index: int) -> list[socket.socket]:
         extra = [s for s in (self.tcp, self.unix) if s is not None] if index == 0 else []
-        return self.udp[index] + extra
+        return self.udp + extra
 
     def close(self) -> None:
-        for s in [*(s for group in self.udp for s in group), self.tcp, self.unix]:
+        for s in [*self.udp, self.tcp, self.unix]:
             if s is not None:
                 s.close()
 
@@ -73,37 +99,18 @@ def _receive_buffer(sock: socket.socket, wanted: int, what: str) -> None:
     log.log(level, "%s receive buffer: asked %d bytes, kernel granted %d", what, wanted, granted)
 
 
-def udp_group(host: str, port: int, count: int, buffer: int) -> list[socket.socket]:
-    """`count` SO_REUSEPORT sockets on one UDP port, after checking nobody else holds it.
-
-    A probe bind without SO_REUSEPORT fails if any other socket (even another daemon using
-    SO_REUSEPORT) has the port, so a second daemon cannot silently steal half the traffic.
-    """
+def udp_socket(host: str, port: int, buffer: int) -> socket.socket:
     family, sockaddr = _address(host, port, socket.SOCK_DGRAM)
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind(sockaddr)
-        except OSError as exc:
-            raise _bind_error("UDP", host, port, exc) from exc
-    group = []
-    for i in range(count):
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.setsockopt(socket.SOL_SOCKET, SO_REUSEPORT, 1)
-        try:
-            sock.bind(sockaddr)
-        except OSError as exc:
-            sock.close()
-            for s in group:
-                s.close()
-            raise _bind_error("UDP", host, port, exc) from exc
-        if i == 0:
-            _receive_buffer(sock, buffer, f"UDP {host}:{port}")
-        else:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer)
-        group.append(sock)
-    return group
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    try:
+        sock.bind(sockaddr)
+    except OSError as exc:
+        sock.close()
+        raise _bind_error("UDP", host, port, exc) from exc
+    _receive_buffer(sock, buffer, f"UDP {host}:{port}")
+    return sock
 
 
 def tcp_listener(host: str, port: int) -> socket.socket:
@@ -143,12 +150,9 @@ def unix_socket(path: str, buffer: int) -> socket.socket:
 def open_listeners(config: Config) -> Listeners:
     listeners = Listeners()
     try:
-        groups = [udp_group(config.bind, config.port, config.receivers, config.receive_buffer)]
+        listeners.udp.append(udp_socket(config.bind, config.port, config.receive_buffer))
         if config.bind_ipv6:
-            groups.append(
-                udp_group(config.bind_ipv6, config.port, config.receivers, config.receive_buffer)
-            )
-        listeners.udp = [list(sockets) for sockets in zip(*groups, strict=True)]
+            listeners.udp.append(udp_socket(config.bind_ipv6, config.port, config.receive_buffer))
         if config.tcp_port:
             listeners.tcp = tcp_listener(config.bind, config.tcp_port)
         if config.unix_socket:
@@ -162,12 +166,16 @@ def open_listeners(config: Config) -> Listeners:
 class Receiver:
     """The loop of one receiving process: read sockets, parse, answer the flusher's pipe."""
 
-    def __init__(self, sockets: list[socket.socket], control: Connection, config: Config):
+    def __init__(
+        self, sockets: list[socket.socket], control: Connection, config: Config, seq: Sequence
+    ):
         self.sockets = sockets
         self.control = control
+        self.sequence = seq
         self.parser = Parser(config)
         self.max_line = config.max_line_length
         self.bufsize = config.max_datagram_size + 1  # one more byte reveals an oversized one
+        self.batch = BatchReader.create(self.bufsize)
         self.interval = Interval()
         self.streams: dict[socket.socket, bytes] = {}
         self.selector = selectors.DefaultSelector()
@@ -193,16 +201,27 @@ class Receiver:
                     self.accept(sock)
 
     def drain(self, sock: socket.socket) -> None:
-        recv, feed, iv, size = sock.recv, self.parser.feed, self.interval, self.bufsize
-        for _ in range(_DRAIN):
-            try:
-                data = recv(size)
-            except BlockingIOError:
-                return
-            except OSError as exc:  # e.g. ECONNREFUSED bounced to a UDP socket: not fatal
-                log.debug("receive error: %s", exc)
-                return
-            feed(data, iv)
+        """Read what is waiting (bounded, so the control pipe is never starved)."""
+        feed, iv, sequence = self.parser.feed_many, self.interval, self.sequence
+        try:
+            if self.batch is not None:
+                read = self.batch.read
+                for _ in range(_DRAIN // BATCH):
+                    with sequence as iv.seq:
+                        datagrams = read(sock)
+                    if not datagrams:
+                        return
+                    feed(datagrams, iv)
+            else:
+                recv, size = sock.recv, self.bufsize
+                for _ in range(_DRAIN):
+                    with sequence as iv.seq:
+                        data = recv(size)
+                    feed((data,), iv)
+        except BlockingIOError:
+            return
+        except OSError as exc:  # e.g. ECONNREFUSED bounced to a UDP socket: not fatal
+            log.debug("receive error: %s", exc)
 
     def accept(self, listener: socket.socket) -> None:
         try:
@@ -227,17 +246,22 @@ class Receiver:
             del self.streams[conn]
             conn.close()
             if buffered:
-                self.parser.feed(buffered, self.interval)
+                self._feed_stream(buffered)
             return
         cut = buffered.rfind(b"\n") + 1
         if cut:
-            self.parser.feed(buffered[:cut], self.interval)
+            self._feed_stream(buffered[:cut])
             buffered = buffered[cut:]
         if len(buffered) > self.max_line:
             self.interval.metrics += 1
             self.interval.reject("line_too_long")
             buffered = b""
         self.streams[conn] = buffered
+
+    def _feed_stream(self, packet: bytes) -> None:
+        with self.sequence as self.interval.seq:
+            pass
+        self.parser.feed(packet, self.interval)
 
     def command(self) -> bool:
         """Handle one message from the flusher; False when this process should exit."""
@@ -260,7 +284,9 @@ class Receiver:
         return True
 
 
-def run_receiver(sockets: list[socket.socket], control: Connection, config: Config) -> None:
+def run_receiver(
+    sockets: list[socket.socket], control: Connection, config: Config, seq: Sequence
+) -> None:
     """Process entry point."""
     with contextlib.suppress(KeyboardInterrupt):
-        Receiver(sockets, control, config).run()
+        Receiver(sockets, control, config, seq).run()

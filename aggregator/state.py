@@ -2,10 +2,11 @@
 
 Each receiving process fills an `Interval` and hands it over at every flush; the flusher merges
 them into its `Store`, which carries what outlives an interval (gauge values, idle keys that
-keep reporting zero, gauge TTLs). Partial aggregates are built so that merging one of them
-reproduces the reference's arithmetic exactly: counters and timer counts are plain sums, timer
-values are kept, and gauge deltas that arrive before any absolute value are kept in order so
-they can be applied to the previous value the way the reference applies them.
+keep reporting zero, gauge TTLs). Counters, timer values and counts, and sets commute, so their
+partial aggregates simply add up. Gauges do not: `3` then `-10` is -7, `-10` then `3` is 3. The
+receivers share one socket, so each batch of datagrams carries a global sequence number taken
+when it was read; a gauge keeps its last absolute value and the deltas after it with their
+sequence numbers, and the merge replays them in arrival order across receivers.
 """
 
 from __future__ import annotations
@@ -13,9 +14,29 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-# A gauge in an Interval: a float is an absolute value (deltas after it already applied);
-# a list holds deltas, in arrival order, relative to whatever the gauge was before.
-GaugeEntry = float | list[float]
+
+@dataclass(slots=True)
+class Gauge:
+    """A gauge's writes in one interval: the last absolute value and the deltas after it."""
+
+    set_seq: int  # batch sequence of the last absolute value; -1 when none was seen
+    value: float | None
+    deltas: list[tuple[int, float]] = field(default_factory=list)  # (batch sequence, delta)
+
+
+def replay(previous: float | None, writes: list[Gauge]) -> float:
+    """A gauge's value after `writes` (from any receivers), in arrival order."""
+    last = max((g for g in writes if g.value is not None), key=lambda g: g.set_seq, default=None)
+    if last is None:
+        value, start = (0 if previous is None else previous), -1
+    else:
+        value, start = last.value, last.set_seq
+    deltas = [d for g in writes for d in g.deltas if g is last or d[0] > start]
+    if len(writes) > 1:
+        deltas.sort(key=lambda d: d[0])  # stable: one batch's deltas keep their order
+    for _, delta in deltas:
+        value += delta
+    return value
 
 
 @dataclass
@@ -27,8 +48,9 @@ class Interval:
     # Sample-rate scaled timer counts, only for keys that saw a sampled value; for the other
     # keys the count is len(values). Keeps the common unsampled path to one list append.
     timer_counts: dict[str, float] = field(default_factory=dict)
-    gauges: dict[str, GaugeEntry] = field(default_factory=dict)
+    gauges: dict[str, Gauge] = field(default_factory=dict)
     sets: dict[str, set[str]] = field(default_factory=dict)
+    seq: int = 0  # sequence number of the batch being parsed (set by the receiver)
     packets: int = 0
     metrics: int = 0
     bad: int = 0
@@ -91,57 +113,60 @@ class Store:
         dropped[0] += 1
         return False
 
-    def merge(self, iv: Interval, prefix_stats: str, gauge_ttl: int | None) -> None:
-        """Add one receiver's interval; `gauge_ttl` is set when idle gauges expire."""
+    def merge(self, intervals: list[Interval], prefix_stats: str, gauge_ttl: int | None) -> None:
+        """Add the receivers' intervals; `gauge_ttl` is set when idle gauges expire."""
         dropped = [0]
         counters = self.counters
-        for key, value in (
-            (f"{prefix_stats}.bad_lines_seen", iv.bad),
-            (f"{prefix_stats}.packets_received", iv.packets),
-            (f"{prefix_stats}.metrics_received", iv.metrics),
-        ):
-            counters[key] = counters.get(key, 0) + value
-        for key, value in iv.counters.items():
-            if self._room(counters, key, dropped):
+        for iv in intervals:
+            for key, value in (
+                (f"{prefix_stats}.bad_lines_seen", iv.bad),
+                (f"{prefix_stats}.packets_received", iv.packets),
+                (f"{prefix_stats}.metrics_received", iv.metrics),
+            ):
                 counters[key] = counters.get(key, 0) + value
-        for key, values in iv.timers.items():
-            if not self._room(self.timers, key, dropped):
-                continue
-            mine = self.timers.get(key)
-            if mine is None:
-                self.timers[key] = values
-                self.timer_counts[key] = iv.timer_count(key)
-            else:
-                mine.extend(values)
-                self.timer_counts[key] = self.timer_counts.get(key, 0) + iv.timer_count(key)
-        gauges = self.gauges
-        for key, entry in iv.gauges.items():
-            if not self._room(gauges, key, dropped):
-                continue
-            if entry.__class__ is list:
-                value = gauges.get(key, 0)
-                for delta in entry:
-                    value += delta
-                gauges[key] = value
-            else:
-                gauges[key] = entry
-            if gauge_ttl is not None:
-                self.gauge_ttl[key] = gauge_ttl
-        for key, members in iv.sets.items():
-            if not self._room(self.sets, key, dropped):
-                continue
-            mine = self.sets.get(key)
-            if mine is None:
-                self.sets[key] = members
-            else:
-                mine |= members
+            for key, value in iv.counters.items():
+                if self._room(counters, key, dropped):
+                    counters[key] = counters.get(key, 0) + value
+            for key, values in iv.timers.items():
+                if not self._room(self.timers, key, dropped):
+                    continue
+                mine = self.timers.get(key)
+                if mine is None:
+                    self.timers[key] = values
+                    self.timer_counts[key] = iv.timer_count(key)
+                else:
+                    mine.extend(values)
+                    self.timer_counts[key] = self.timer_counts.get(key, 0) + iv.timer_count(key)
+            for key, members in iv.sets.items():
+                if not self._room(self.sets, key, dropped):
+                    continue
+                mine = self.sets.get(key)
+                if mine is None:
+                    self.sets[key] = members
+                else:
+                    mine |= members
+        self._merge_gauges(intervals, gauge_ttl, dropped)
         if dropped[0]:
             key = f"{prefix_stats}.bad_lines_seen"
             counters[key] = counters.get(key, 0) + dropped[0]
-            iv.reject("too_many_names", dropped[0])
-        self.bad_lines_seen += iv.bad
-        self.rejects.update(iv.rejects)
-        self.last_msg_seen = max(self.last_msg_seen, iv.last_msg_seen)
+            self.bad_lines_seen += dropped[0]
+            self.rejects["too_many_names"] += dropped[0]
+        for iv in intervals:
+            self.bad_lines_seen += iv.bad
+            self.rejects.update(iv.rejects)
+            self.last_msg_seen = max(self.last_msg_seen, iv.last_msg_seen)
+
+    def _merge_gauges(self, intervals: list[Interval], ttl: int | None, dropped: list[int]):
+        writes: dict[str, list[Gauge]] = {}
+        for iv in intervals:
+            for key, gauge in iv.gauges.items():
+                writes.setdefault(key, []).append(gauge)
+        gauges = self.gauges
+        for key, gauge_writes in writes.items():
+            if self._room(gauges, key, dropped):
+                gauges[key] = replay(gauges.get(key), gauge_writes)
+                if ttl is not None:
+                    self.gauge_ttl[key] = ttl
 
     def drop(self, kind: str, pattern: str) -> list[str]:
         """mgmt delcounters/deltimers/delgauges: remove keys matching one argument."""

@@ -47,7 +47,7 @@ def timer_fields(
     `values` is sorted in place. `count` is the sample-rate scaled count.
     """
     if not values:
-        return [("count", 0), ("count_ps", 0)]
+        return [("count_ps", 0), ("count", 0)]  # the reference's order for an idle timer
     values.sort()
     n = len(values)
     low, high = values[0], values[-1]
