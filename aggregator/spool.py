@@ -8,6 +8,7 @@ timestamp. Whatever the byte or age limits (or a full disk) throw away is counte
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -85,7 +86,8 @@ class Spool:
             tmp.write_bytes(data)
             os.replace(tmp, path)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
             self._lost(ts, payload.count("\n"), f"cannot write to the spool: {exc}")
             return
         self.entries.append(Entry(path, ts, len(data)))

@@ -5,6 +5,7 @@ The daemon runs as `python -m aggregator` on free loopback ports and is stopped 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -47,7 +48,7 @@ class Sink:
         self.server = socket.create_server(("127.0.0.1", port))
         self.port = self.server.getsockname()[1]
         self.lines: list[str] = []
-        self.connections = 0
+        self.connections: list[socket.socket] = []
         self.lock = threading.Lock()
         self.closed = False
         threading.Thread(target=self._accept, daemon=True).start()
@@ -58,7 +59,7 @@ class Sink:
                 conn, _ = self.server.accept()
             except OSError:
                 return
-            self.connections += 1
+            self.connections.append(conn)
             threading.Thread(target=self._read, args=(conn,), daemon=True).start()
 
     def _read(self, conn: socket.socket) -> None:
@@ -71,8 +72,12 @@ class Sink:
                     self.lines += [line.decode() for line in complete]
 
     def close(self) -> None:
+        """Stop listening and drop every connection, as a Carbon that goes away would."""
         self.closed = True
         self.server.close()
+        for conn in self.connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
     def flushes(self) -> list[list[tuple[str, str, int]]]:
         """Complete flushes, each a list of (path, value, ts); a flush ends with flush_length."""
@@ -82,7 +87,7 @@ class Sink:
         for line in lines:
             path, value, ts = line.split(" ")
             current.append((path, value, int(ts)))
-            if path.endswith("graphiteStats.flush_length"):
+            if "graphiteStats.flush_length" in path:
                 out.append(current)
                 current = []
         return out
@@ -179,10 +184,15 @@ def sink() -> Iterator[Sink]:
 
 @pytest.fixture
 def start_daemon(tmp_path: Path, sink: Sink) -> Iterator[Callable[..., Daemon]]:
-    """start_daemon(config: dict, flush=0.2) -> a running Daemon writing to `sink`."""
+    """start_daemon(config: dict, flush=0.2, ...) -> a running Daemon writing to `sink`."""
     started: list[Daemon] = []
 
-    def start(config: dict | None = None, flush: float = 0.2, wait: bool = True) -> Daemon:
+    def start(
+        config: dict | None = None,
+        flush: float = 0.2,
+        wait: bool = True,
+        graphite_port: int | None = None,
+    ) -> Daemon:
         index = len(started)
         conf = {"spool_dir": str(tmp_path / f"spool{index}"), "log_level": "debug"}
         conf.update(config or {})
@@ -192,7 +202,7 @@ def start_daemon(tmp_path: Path, sink: Sink) -> Iterator[Callable[..., Daemon]]:
         log_path = tmp_path / f"daemon{index}.log"
         process = run_aggregator(
             ["--config", str(path), "--port", str(port), "--mgmt-port", str(mgmt),
-             "--graphite-port", str(sink.port), "--flush-interval", str(flush)],
+             "--graphite-port", str(graphite_port or sink.port), "--flush-interval", str(flush)],
             log_path,
         )  # fmt: skip
         daemon = Daemon(process, port, mgmt, path, log_path, sink)
