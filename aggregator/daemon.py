@@ -18,6 +18,7 @@ import multiprocessing
 import signal
 import socket
 import time
+from array import array
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -169,15 +170,16 @@ class Daemon:
         attempt = js_round((now_ms - self.started * 1000) / interval_ms) + 1
         return max(0.0, (self.started * 1000 + attempt * interval_ms - now_ms) / 1000)
 
-    def _merge_and_compute(self) -> tuple[str, int]:
+    def _merge_and_compute(self) -> tuple[list[bytes], int]:
         ttl = self.config.gauges_max_ttl if self.config.deletes("gauges") else None
         pending, self.pending = self.pending, []
         self.store.merge(pending, self.config.prefix_stats, ttl)
         result = self.flush(self.store, round(time.time()))
         return result.payload, result.ts
 
-    def _stamp(self, payload: str) -> str:
-        return payload + self.flush.graphite_stats(self.carbon.stats, round(time.time()))
+    def _stamp(self, payload: list[bytes]) -> list[bytes]:
+        stats = self.flush.graphite_stats(self.carbon.stats, round(time.time()))
+        return [*payload, stats.encode()]
 
     async def flush_once(self, final: bool = False) -> None:
         async with self.lock:
@@ -212,7 +214,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         self.lock = asyncio.Lock()
         self.stop_event = asyncio.Event()
-        self.deliveries: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+        self.deliveries: asyncio.Queue[tuple[list[bytes], int]] = asyncio.Queue()
         for handle in self.receivers:
             self._watch(handle)
         loop.add_signal_handler(signal.SIGTERM, self.stop)
@@ -312,12 +314,14 @@ class Daemon:
             await self._ask("peek")
             view = Store(
                 counters=dict(self.store.counters),
-                timers={k: list(v) for k, v in self.store.timers.items()},
+                timers={k: array("d", v) for k, v in self.store.timers.items()},
                 gauges=dict(self.store.gauges),
                 max_names=self.store.max_names,
             )
             live = [*self.pending, *(i for h in self.receivers for i in h.peeks)]
             view.merge(copy.deepcopy(live), self.config.prefix_stats, None)
+        if kind == "timers":
+            return {k: list(v) for k, v in view.timers.items()}
         return getattr(view, kind)
 
     async def delete(self, kind: str, pattern: str) -> list[str]:

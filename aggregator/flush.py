@@ -7,6 +7,7 @@ the daemon decides when to call it and where the payload goes.
 from __future__ import annotations
 
 import time
+from array import array
 from dataclasses import dataclass
 
 from .config import Config
@@ -18,9 +19,12 @@ from .stats import histogram_bins, keep_fields, timer_fields
 INTERNAL_COUNTERS = ("bad_lines_seen", "packets_received", "metrics_received")
 
 
+CHUNK_LINES = 20_000  # lines per payload chunk: bounds the transient strings of a big flush
+
+
 @dataclass
 class FlushResult:
-    payload: str  # every line but the four graphiteStats ones (added when written)
+    payload: list[bytes]  # every line but the four graphiteStats ones, in encoded chunks
     lines: int
     ts: int
 
@@ -49,6 +53,8 @@ class Flush:
         suffix = f" {ts}\n"
         out: list[str] = []
         add = out.append
+        chunks: list[bytes] = []
+        count = 0
         for key, value in store.counters.items():
             rate_path, count_path = namer.counter(key)
             add(f"{rate_path} {js_str(value / interval)}{suffix}")
@@ -57,13 +63,17 @@ class Flush:
         thresholds, wanted = config.percent_thresholds, config.calculated_timer_metrics
         for key, values in store.timers.items():
             bins = histogram_bins(key, config.histogram) if config.histogram else ()
-            count = store.timer_counts.get(key, 0)
-            fields = timer_fields(values, count, interval, thresholds, bins)
+            scaled = store.timer_counts.get(key, 0)
+            fields = timer_fields(values, scaled, interval, thresholds, bins)
             if wanted:
                 fields = keep_fields(fields, wanted)
             head, tail = namer.timer_prefix(key)
             for name, value in fields:
                 add(f"{head}{name}{tail} {js_str(value)}{suffix}")
+            if len(out) >= CHUNK_LINES:
+                count += len(out)
+                chunks.append("".join(out).encode())
+                out.clear()
         processing_ms = int((time.perf_counter() - started) * 1000)
         for key, value in store.gauges.items():
             add(f"{namer.gauge_path(key)} {js_str(value)}{suffix}")
@@ -75,7 +85,8 @@ class Flush:
         add(f"{namer.calculation_time} {calculation_ms}{suffix}")
         add(f"{namer.processing_time} {processing_ms}{suffix}")
         self.clear(store)
-        return FlushResult("".join(out), len(out), ts)
+        chunks.append("".join(out).encode())
+        return FlushResult(chunks, count + len(out), ts)
 
     def clear(self, store: Store) -> None:
         config = self.config
@@ -87,7 +98,7 @@ class Flush:
         if config.deletes("timers"):
             store.timers, store.timer_counts = {}, {}
         else:
-            store.timers = {k: [] for k in store.timers}
+            store.timers = {k: array("d") for k in store.timers}
             store.timer_counts = dict.fromkeys(store.timers, 0)
         if config.deletes("sets"):
             store.sets = {}

@@ -76,32 +76,34 @@ class Carbon:
         self.backoff = BACKOFF_START
         return True
 
-    async def _write(self, data: bytes) -> bool:
+    async def _write(self, payload: list[bytes]) -> bool:
+        """Chunk by chunk, so a large flush never sits twice in memory (transport buffer)."""
         assert self.writer is not None
         started = time.monotonic()
         try:
-            self.writer.write(data)
-            await asyncio.wait_for(self.writer.drain(), self.timeout)
+            for chunk in payload:
+                self.writer.write(chunk)
+                await asyncio.wait_for(self.writer.drain(), self.timeout)
         except (OSError, TimeoutError) as exc:
             self._fail(f"write failed: {exc or 'timed out'}")
             return False
         self.stats["flush_time"] = int((time.monotonic() - started) * 1000)
-        self.stats["flush_length"] = len(data)
+        self.stats["flush_length"] = sum(map(len, payload))
         self.stats["last_flush"] = round(time.time())
         return True
 
-    async def deliver(self, payload: str, ts: int) -> bool:
+    async def deliver(self, payload: list[bytes], ts: int) -> bool:
         """Write spooled flushes, then this one; spool it if Carbon cannot take it now."""
         if not self.enabled:
             return True
         if await self._connect():
             while (spooled := self.spool.oldest()) is not None:
                 entry, data = spooled
-                if not await self._write(data):
+                if not await self._write([data]):
                     break
                 self.spool.remove(entry)
             else:
-                if await self._write(payload.encode()):
+                if await self._write(payload):
                     return True
         self.spool.add(payload, ts)
         return False

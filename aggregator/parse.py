@@ -19,6 +19,7 @@ sanitised keys and parsed numbers, the common single-group untagged line first).
 from __future__ import annotations
 
 import time
+from array import array
 
 from .config import Config
 from .naming import sanitize
@@ -26,7 +27,8 @@ from .state import Gauge, Interval
 
 TYPES = frozenset(("c", "ms", "h", "d", "g", "s"))
 TIMER_TYPES = frozenset(("ms", "h", "d"))
-_CACHE_LIMIT = 100_000
+_KEY_CACHE_LIMIT = 250_000
+_NUMBER_CACHE_LIMIT = 20_000
 
 
 def number(text: str) -> float | None:
@@ -189,7 +191,7 @@ class Parser:
                             iv.reject("too_many_names")
                             continue
                         iv.names += 1
-                        values = timers[key] = []
+                        values = timers[key] = array("d")
                     values.append(v)
                     if rate != 1.0 or key in timer_counts:
                         count = timer_counts.get(key)
@@ -220,10 +222,11 @@ class Parser:
         """Sanitise (and cache under `raw`) a key; "" when nothing usable is left."""
         key = raw if key is None else key
         if self.sanitizing:
-            key = sanitize(key)
+            clean = sanitize(key)
+            key = key if clean == key else clean  # one string object, not two, when clean
         if key.startswith(";"):
             key = ""  # tags without a name
-        if len(self.keys) >= _CACHE_LIMIT:
+        if len(self.keys) >= _KEY_CACHE_LIMIT:
             self.keys.clear()
         self.keys[raw] = key
         return key
@@ -252,7 +255,7 @@ class Parser:
     def _number(self, text: str) -> float | None:
         value = number(text) if text else None
         if value is not None:
-            if len(self.numbers) >= _CACHE_LIMIT:
+            if len(self.numbers) >= _NUMBER_CACHE_LIMIT:
                 self.numbers.clear()
             self.numbers[text] = value
         return value

@@ -18,6 +18,10 @@ from pathlib import Path
 log = logging.getLogger("aggregator.spool")
 
 
+def _lines(payload: list[bytes]) -> int:
+    return sum(chunk.count(b"\n") for chunk in payload)
+
+
 @dataclass(frozen=True)
 class Entry:
     path: Path
@@ -72,25 +76,26 @@ class Spool:
         self.entries.remove(entry)
         self._lost(entry.ts, lines, why)
 
-    def add(self, payload: str, ts: int) -> None:
-        data = payload.encode()
-        if len(data) > self.max_bytes:
-            self._lost(ts, payload.count("\n"), "larger than spool_max_bytes")
+    def add(self, payload: list[bytes], ts: int) -> None:
+        size = sum(map(len, payload))
+        if size > self.max_bytes:
+            self._lost(ts, _lines(payload), "larger than spool_max_bytes")
             return
-        while self.entries and self.bytes + len(data) > self.max_bytes:
+        while self.entries and self.bytes + size > self.max_bytes:
             self._drop(self.entries[0], "spool_max_bytes reached")
         self._sequence += 1
         path = self.directory / f"{self._sequence:012d}-{ts}.txt"
         tmp = path.with_suffix(".tmp")
         try:
-            tmp.write_bytes(data)
+            with tmp.open("wb") as f:
+                f.writelines(payload)
             os.replace(tmp, path)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
-            self._lost(ts, payload.count("\n"), f"cannot write to the spool: {exc}")
+            self._lost(ts, _lines(payload), f"cannot write to the spool: {exc}")
             return
-        self.entries.append(Entry(path, ts, len(data)))
+        self.entries.append(Entry(path, ts, size))
 
     def expire(self, now: float | None = None) -> None:
         limit = (time.time() if now is None else now) - self.max_age

@@ -11,6 +11,7 @@ sequence numbers, and the merge replays them in arrival order across receivers.
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -44,7 +45,7 @@ class Interval:
     """What one receiver collected since its last hand-off."""
 
     counters: dict[str, float] = field(default_factory=dict)
-    timers: dict[str, list[float]] = field(default_factory=dict)
+    timers: dict[str, array] = field(default_factory=dict)  # array("d"): 8 bytes a value
     # Sample-rate scaled timer counts, only for keys that saw a sampled value; for the other
     # keys the count is len(values). Keeps the common unsampled path to one list append.
     timer_counts: dict[str, float] = field(default_factory=dict)
@@ -92,7 +93,7 @@ class Store:
     """The flusher's view: merged intervals plus what persists between flushes."""
 
     counters: dict[str, float] = field(default_factory=dict)
-    timers: dict[str, list[float]] = field(default_factory=dict)
+    timers: dict[str, array] = field(default_factory=dict)
     timer_counts: dict[str, float] = field(default_factory=dict)
     gauges: dict[str, float] = field(default_factory=dict)
     gauge_ttl: dict[str, int] = field(default_factory=dict)

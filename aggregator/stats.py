@@ -36,7 +36,7 @@ def histogram_bins(key: str, rules: Sequence[HistogramRule]) -> tuple[float | st
 
 
 def timer_fields(
-    values: list[float],
+    values: Sequence[float],
     count: float,
     interval_s: float,
     thresholds: Sequence[float],
@@ -44,11 +44,11 @@ def timer_fields(
 ) -> Fields:
     """All fields of one timer for one flush, in the reference's order.
 
-    `values` is sorted in place. `count` is the sample-rate scaled count.
+    `count` is the sample-rate scaled count.
     """
     if not values:
         return [("count_ps", 0), ("count", 0)]  # the reference's order for an idle timer
-    values.sort()
+    values = sorted(values)
     n = len(values)
     low, high = values[0], values[-1]
     cumulative = list(accumulate(values))

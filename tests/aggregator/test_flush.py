@@ -31,7 +31,7 @@ def run(flushes: list[list[bytes]], **config) -> list[list[str]]:
                 parser.feed(d, iv)
             store.merge([iv], cfg.prefix_stats, ttl)
             result = flush(store, TS + i)
-            lines = result.payload.splitlines()
+            lines = b"".join(result.payload).decode().splitlines()
             assert all(line.endswith(f" {TS + i}") for line in lines)
             out.append([line.rsplit(" ", 1)[0] for line in lines])
             clock.tick(1)
@@ -117,8 +117,8 @@ def test_timestamp_lag_is_a_gauge_from_the_second_flush_on():
     cfg = from_mapping({"flush_interval": 10})
     store, flush = Store(), Flush(cfg)
     flush.init_store(store)
-    assert "timestamp_lag" not in flush(store, TS).payload
-    assert "stats.gauges.statsd.timestamp_lag 2 " in flush(store, TS + 12).payload
+    assert b"timestamp_lag" not in b"".join(flush(store, TS).payload)
+    assert b"stats.gauges.statsd.timestamp_lag 2 " in b"".join(flush(store, TS + 12).payload)
 
 
 def test_new_namespace_with_every_prefix_and_suffix_and_tags():

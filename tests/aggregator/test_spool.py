@@ -14,8 +14,8 @@ from .conftest import Sink, free_port, wait_until
 NOW = int(time.time())
 
 
-def payload(ts: int, n: int = 3) -> str:
-    return "".join(f"stats.m{i} {i} {ts}\n" for i in range(n))
+def payload(ts: int, n: int = 3) -> list[bytes]:
+    return [f"stats.m{i} {i} {ts}\n".encode() for i in range(n)]
 
 
 def test_replays_oldest_first_and_survives_a_restart(tmp_path):
@@ -27,14 +27,14 @@ def test_replays_oldest_first_and_survives_a_restart(tmp_path):
     while (item := again.oldest()) is not None:
         entry, data = item
         seen.append(entry.ts)
-        assert data.decode() == payload(entry.ts)
+        assert data == b"".join(payload(entry.ts))
         again.remove(entry)
     assert seen == [NOW - 20, NOW - 10, NOW]
     assert not list(tmp_path.iterdir())
 
 
 def test_byte_limit_drops_the_oldest_and_counts_lines(tmp_path):
-    one = len(payload(1).encode())
+    one = len(b"".join(payload(1)))
     spool = Spool(tmp_path, 2 * one, 3600)
     for ts in (1, 2, 3):
         spool.add(payload(ts), ts)
