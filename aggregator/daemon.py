@@ -28,6 +28,7 @@ from .config import Config, ConfigError
 from .flush import Flush
 from .graphite import Carbon
 from .jsnumber import js_round
+from .memory import release_memory
 from .mgmt import Management
 from .receive import ListenError, Listeners, Sequence, open_listeners, run_receiver, tcp_listener
 from .spool import Spool
@@ -195,6 +196,8 @@ class Daemon:
             except Exception:  # delivery must never take the daemon down
                 log.exception("delivery failed; spooling the flush of ts %d", ts)
                 self.spool.add(self._stamp(payload), ts)
+            del payload
+            release_memory()
             self.deliveries.task_done()
 
     async def _flush_loop(self) -> None:

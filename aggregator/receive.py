@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
 from .config import Config
+from .memory import release_memory
 from .parse import Parser
 from .recvmmsg import BATCH, BatchReader
 from .state import Interval
@@ -273,6 +274,8 @@ class Receiver:
         if action in ("flush", "stop"):
             interval, self.interval = self.interval, Interval()
             self.control.send(("flush", interval))
+            del interval
+            release_memory()
             return action == "flush"
         if action == "peek":  # the live interval, for the mgmt dumps; kept
             self.control.send(("peek", self.interval))
