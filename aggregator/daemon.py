@@ -99,9 +99,10 @@ class Daemon:
     def _spawn(self, index: int) -> ReceiverHandle:
         assert self.listeners is not None
         parent, child = multiprocessing.Pipe()
+        inherited = [parent, self.mgmt_socket, *(h.control for h in self.receivers)]
         process = multiprocessing.get_context("fork").Process(
             target=run_receiver,
-            args=(self.listeners.for_receiver(index), child, self.config, self.sequence),
+            args=(self.listeners.for_receiver(index), child, self.config, self.sequence, inherited),
             name=f"statsd-aggregator-receiver-{index}",
             daemon=True,
         )
@@ -140,20 +141,18 @@ class Daemon:
         self._watch(fresh)
 
     async def _ask(self, action: str, arg: object = None) -> None:
-        """Send `action` to every receiver and wait (bounded) for the answers."""
-        asked = []
-        for handle in self.receivers:
-            if handle.asked == 0 and not handle.control.closed:
-                try:
-                    handle.control.send((action, arg))
-                except OSError:
-                    continue
-                handle.asked += 1
-                asked.append(handle)
+        """Ask each receiver in turn (the others keep reading meanwhile); bounded waits."""
         deadline = time.monotonic() + max(1.0, self.config.flush_interval)
-        while any(h.asked for h in asked) and time.monotonic() < deadline:
-            await asyncio.sleep(0.002)
-        for handle in asked:
+        for handle in self.receivers:
+            if handle.asked or handle.control.closed:
+                continue
+            try:
+                handle.control.send((action, arg))
+            except OSError:
+                continue
+            handle.asked += 1
+            while handle.asked and time.monotonic() < deadline:
+                await asyncio.sleep(0.002)
             if handle.asked:
                 log.warning("receiver %d did not answer %r in time", handle.index, action)
 
@@ -171,10 +170,9 @@ class Daemon:
         attempt = js_round((now_ms - self.started * 1000) / interval_ms) + 1
         return max(0.0, (self.started * 1000 + attempt * interval_ms - now_ms) / 1000)
 
-    def _merge_and_compute(self) -> tuple[list[bytes], int]:
+    def _merge_and_compute(self, intervals: list[Interval]) -> tuple[list[bytes], int]:
         ttl = self.config.gauges_max_ttl if self.config.deletes("gauges") else None
-        pending, self.pending = self.pending, []
-        self.store.merge(pending, self.config.prefix_stats, ttl)
+        self.store.merge(intervals, self.config.prefix_stats, ttl)
         result = self.flush(self.store, round(time.time()))
         return result.payload, result.ts
 
@@ -185,7 +183,8 @@ class Daemon:
     async def flush_once(self, final: bool = False) -> None:
         async with self.lock:
             await self._ask("stop" if final else "flush")
-            payload, ts = await asyncio.to_thread(self._merge_and_compute)
+            pending, self.pending = self.pending, []  # in the loop: late answers go to the next
+            payload, ts = await asyncio.to_thread(self._merge_and_compute, pending)
         await self.deliveries.put((payload, ts))
 
     async def _deliver_loop(self) -> None:

@@ -25,7 +25,6 @@ from .config import Config
 from .naming import sanitize
 from .state import Gauge, Interval
 
-TYPES = frozenset(("c", "ms", "h", "d", "g", "s"))
 TIMER_TYPES = frozenset(("ms", "h", "d"))
 _KEY_CACHE_LIMIT = 250_000
 _NUMBER_CACHE_LIMIT = 20_000
@@ -61,8 +60,8 @@ class Parser:
         self.max_names = config.max_metric_names
         self.sanitizing = config.key_name_sanitize
         self.keys: dict[str, str] = {}  # raw key -> key ("" when it sanitises to nothing)
-        self.numbers: dict[str, float | None] = {}
-        self.rates: dict[str, float | None] = {}
+        self.numbers: dict[str, float] = {}  # only valid values are cached
+        self.rates: dict[str, float] = {}
 
     def feed(self, data: bytes, iv: Interval) -> None:
         """One datagram (or one TCP chunk of complete lines)."""

@@ -23,6 +23,7 @@ import signal
 import socket
 import stat
 import tempfile
+import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
@@ -35,6 +36,11 @@ from .state import Interval
 log = logging.getLogger("aggregator.receive")
 
 _DRAIN = 512  # datagrams read per readiness event before looking at the control pipe
+# After a read that emptied the socket, wait this long before the next one, so datagrams
+# arrive in batches: one wake-up, lock and recvmmsg call per many datagrams instead of per
+# one or two (the receivers share the socket and would otherwise all wake for each one).
+# StatsD data waits for the next flush anyway; the 8 MiB buffer holds seconds of traffic.
+_COALESCE = 0.002
 
 
 class ListenError(RuntimeError):
@@ -210,9 +216,11 @@ class Receiver:
                 for _ in range(_DRAIN // BATCH):
                     with sequence as iv.seq:
                         datagrams = read(sock)
-                    if not datagrams:
+                    if datagrams:
+                        feed(datagrams, iv)
+                    if len(datagrams) < BATCH:
+                        time.sleep(_COALESCE)
                         return
-                    feed(datagrams, iv)
             else:
                 recv, size = sock.recv, self.bufsize
                 for _ in range(_DRAIN):
@@ -220,7 +228,7 @@ class Receiver:
                         data = recv(size)
                     feed((data,), iv)
         except BlockingIOError:
-            return
+            time.sleep(_COALESCE)
         except OSError as exc:  # e.g. ECONNREFUSED bounced to a UDP socket: not fatal
             log.debug("receive error: %s", exc)
 
@@ -288,8 +296,17 @@ class Receiver:
 
 
 def run_receiver(
-    sockets: list[socket.socket], control: Connection, config: Config, seq: Sequence
+    sockets: list[socket.socket],
+    control: Connection,
+    config: Config,
+    seq: Sequence,
+    inherited: list,
 ) -> None:
-    """Process entry point."""
+    """Process entry point. `inherited`: the flusher's descriptors that came with the fork;
+    closing them lets this process see its pipe's end-of-file when the flusher dies, and
+    frees the management port with it."""
+    for obj in inherited:
+        with contextlib.suppress(OSError):
+            obj.close()
     with contextlib.suppress(KeyboardInterrupt):
         Receiver(sockets, control, config, seq).run()

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -299,3 +300,14 @@ def test_console_script_and_module_agree():
     for flag in ("--config", "--bind", "--port", "--graphite-host", "--graphite-port",
                  "--flush-interval", "--mgmt-port"):  # fmt: skip
         assert flag in out
+
+
+def test_receivers_exit_when_the_flusher_is_killed(start_daemon):
+    d = start_daemon()
+    pid = d.process.pid
+    children = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    assert len(children) == 2
+    d.stop(signal.SIGKILL)
+    wait_until(lambda: not any(os.path.exists(f"/proc/{c}") for c in children), what="exit")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", d.port))  # the port is free again
