@@ -84,7 +84,7 @@ def _positive(value: object, kind: type, name: str) -> Any:
 
 def _constant_tags(tags: TagsArg | str) -> dict[str, str | None]:
     if isinstance(tags, str):  # the environment's form: "env:prod,region:eu"
-        tags = [tag for tag in tags.split(",") if tag.strip()]
+        tags = [tag.strip() for tag in tags.split(",") if tag.strip()]
     return parse_tags(tags)
 
 
@@ -135,7 +135,7 @@ class Client:
         socket_path: str | None = None,
         buffered: bool | str = True,
         max_packet_size: int | str = 1432,
-        flush_interval: float | str = 0.1,
+        flush_interval: float | str = 0.25,
         max_queue: int | str = 100_000,
         timeout: float | str = 1.0,
         resolve_interval: float | str = 60.0,
@@ -164,9 +164,8 @@ class Client:
         self._buffer: Buffer | None = None
         self._worker: Worker | None = None
         self._timeout = 1.0
-        self._interval = 0.1
+        self._interval = 0.25
         self._rounds = 0
-        self._quiet = True
         try:
             self._prefix = sanitize_name(prefix) + "." if prefix else ""
             self._constant = _constant_tags(tags)
@@ -371,9 +370,13 @@ class Client:
 
     def _tags(self, tags: TagsArg) -> str:
         try:
-            return self._tag_parts[tuple(tags.items()) if isinstance(tags, dict) else tuple(tags)]
-        except TypeError:  # unhashable tag values, or not iterable: format (and check) anyway
-            return format_tags(tags, self._constant)
+            if isinstance(tags, dict):
+                return self._tag_parts[tuple(tags.items())]
+            if isinstance(tags, list | tuple):
+                return self._tag_parts[tuple(tags)]
+        except TypeError:  # unhashable tag values: formatted on every call
+            pass
+        return format_tags(tags, self._constant)  # other shapes: formatted, or rejected
 
     def _format_tags(self, key: tuple) -> str:
         """Tags from their cache key: a dict's items, or the tuple of a list of strings."""
@@ -411,11 +414,11 @@ class Client:
     def _tick(self) -> float:
         """One round of the background thread; returns the wait before the next.
 
-        Re-resolve the host when due. Then flush when a payload's worth of lines is waiting,
-        when lines have waited about a flush interval, or when lines appear after a quiet
-        round (they may have waited that long already). While lines keep coming the thread
-        looks `ROUNDS` times per interval; when the queue is empty, once per interval.
+        Re-resolve the host when due. Flush when a payload's worth of lines is waiting, or
+        when lines have waited about a flush interval: the thread looks `ROUNDS` times per
+        interval, so a full payload leaves within a fifth of the interval, any line within it.
         """
+        poll = self._interval / ROUNDS
         try:
             transport = self._transport
             if isinstance(transport, NetworkTransport) and transport.resolves and transport.due():
@@ -424,17 +427,13 @@ class Client:
             if buffer is None:
                 return RETRY_INTERVAL
             waiting = len(buffer)
-            if not waiting:
-                self._quiet = True
-                return self._interval
-            self._rounds += 1
-            if self._quiet or self._rounds >= ROUNDS or waiting >= buffer.per_payload:
+            self._rounds = self._rounds + 1 if waiting else 0
+            if waiting >= buffer.per_payload or self._rounds >= ROUNDS:
                 self._rounds = 0
                 self.flush()
-            self._quiet = False
         except Exception as exc:
             self._internal_error(exc)
-        return self._interval / ROUNDS
+        return poll
 
     def _reject(self, exc: Exception) -> None:
         try:

@@ -230,7 +230,9 @@ class UDPTransport(NetworkTransport):
         if self._confirmed and sock is not None:
             try:
                 sock.send(payload)
-            except ConnectionRefusedError:
+            except ConnectionRefusedError:  # the previous payload was refused, not delivered
+                self._stats.sent_lines -= self._last_lines
+                self._stats.sent_payloads -= 1
                 self._stats.dropped("refused", self._last_lines, "the aggregator's port closed")
                 self._confirmed = False
             except OSError:
