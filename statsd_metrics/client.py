@@ -88,6 +88,29 @@ def _constant_tags(tags: TagsArg | str) -> dict[str, str | None]:
     return parse_tags(tags)
 
 
+def _open_transport(
+    transport: str, host: str, port: int | str, socket_path: str | None, stats: Stats,
+    *, clock: Callable[[], float], resolver: Callable[..., list], resolve_interval: float,
+    timeout: float,
+) -> Transport:  # fmt: skip
+    kind = (transport or "udp").strip().lower() if socket_path is None else "unix"
+    if kind == "unix":
+        if not socket_path:
+            raise ValueError("the unix transport needs socket_path")
+        return UnixDatagramTransport(str(socket_path), stats, clock)
+    if kind not in ("udp", "tcp"):
+        raise ValueError(f"transport must be udp, tcp or unix, not {transport!r}")
+    if not isinstance(host, str) or not host:
+        raise ValueError(f"host must be a non-empty str, not {host!r}")
+    port = int(port)
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} is out of range")
+    where = {"clock": clock, "resolver": resolver, "resolve_interval": resolve_interval}
+    if kind == "udp":
+        return UDPTransport(host, port, stats, **where)
+    return TCPTransport(host, port, stats, **where, timeout=timeout)
+
+
 class _Cache(dict):
     """A dict that fills itself with `make(key)` on a miss, up to `CACHE_LIMIT` entries."""
 
@@ -173,26 +196,10 @@ class Client:
             self._timeout = _positive(timeout, float, "timeout")
             self._interval = _positive(flush_interval, float, "flush_interval")
             resolve = _positive(resolve_interval, float, "resolve_interval")
-            kind = (transport or "udp").strip().lower() if socket_path is None else "unix"
-            if kind == "unix":
-                if not socket_path:
-                    raise ValueError("the unix transport needs socket_path")
-                self._transport = UnixDatagramTransport(str(socket_path), self._stats, self._clock)
-            elif kind in ("udp", "tcp"):
-                if not isinstance(host, str) or not host:
-                    raise ValueError(f"host must be a non-empty str, not {host!r}")
-                port = int(port)
-                if not 0 < port < 65536:
-                    raise ValueError(f"port {port} is out of range")
-                where = {"clock": clock, "resolver": resolver, "resolve_interval": resolve}
-                if kind == "udp":
-                    self._transport = UDPTransport(host, port, self._stats, **where)
-                else:
-                    self._transport = TCPTransport(
-                        host, port, self._stats, **where, timeout=self._timeout
-                    )
-            else:
-                raise ValueError(f"transport must be udp, tcp or unix, not {transport!r}")
+            self._transport = _open_transport(
+                transport, host, port, socket_path, self._stats, clock=clock, resolver=resolver,
+                resolve_interval=resolve, timeout=self._timeout,
+            )  # fmt: skip
             # The constant suffix of untagged lines, per metric type: `|c|#env:prod`.
             self._constant_part = format_tags(None, self._constant)
             self._plain = {code: f"|{code}{self._constant_part}" for code in self._plain}
@@ -452,8 +459,8 @@ class Client:
         logger.debug("statsd_metrics: internal error", exc_info=exc)
 
     def _after_fork(self) -> None:
-        """In a forked child (see registry): a fresh lock, account and socket, an empty
-        buffer, and a new flusher thread."""
+        """In a forked child (see registry): a fresh account and socket, an empty buffer, and
+        a new flusher thread."""
         self._stats.reset()
         if self._buffer is not None:
             self._buffer.clear()

@@ -15,7 +15,8 @@ then called on every use: that is what lets the module-level `statsd_metrics.tim
 functions at import time, before `configure()`.
 
 Nothing here raises into the application: the metric methods never raise, and the wrapped
-function's own exceptions pass through untouched.
+function's own exceptions pass through untouched. (That is where `statsd`'s Timer could not
+serve: its `stop()` raises when misused, and it times a generator's creation, not its run.)
 """
 
 from __future__ import annotations

@@ -328,8 +328,9 @@ class TCPTransport(NetworkTransport):
         raise error
 
     def _send(self, sock: socket.socket, payload: bytes, lines: int) -> None:
-        readable, _, _ = select.select([sock], [], [], 0)
-        if readable and not sock.recv(1, socket.MSG_PEEK):
+        poller = select.poll()  # not select(): it fails on descriptors past 1024
+        poller.register(sock, select.POLLIN)
+        if poller.poll(0) and not sock.recv(1, socket.MSG_PEEK):
             self._close()
             sock = self._sock = self._open()
         sock.sendall(payload + b"\n")
