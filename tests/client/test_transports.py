@@ -226,3 +226,24 @@ def test_ip_literals_are_never_looked_up_again(make_client, sink, clock):
     assert sink.recv() == b"x:1|c"
     assert calls == ["127.0.0.1"]
     assert set(threading.enumerate()) == before  # no background thread: nothing to refresh
+
+
+def test_a_host_that_did_not_resolve_is_retried_every_second(make_client, sink, clock, wait_until):
+    """DNS was down when the application started: metrics flow once the name resolves."""
+    calls = []
+
+    def resolver(host, port, family, kind):
+        calls.append(host)
+        if len(calls) == 1:
+            raise socket.gaierror(socket.EAI_AGAIN, "temporary failure in name resolution")
+        return [(socket.AF_INET, kind, 17, "", ("127.0.0.1", port))]
+
+    client = make_client("statsd.internal", sink.port, resolver=resolver, clock=clock,
+                         resolve_interval=300, flush_interval=0.05)  # fmt: skip
+    client.incr("while.unresolved")
+    client.flush()
+    assert client.stats()["dropped"] == {"unresolved": 1}
+    clock.advance(1.0)  # the retry interval, not the resolve interval
+    assert wait_until(lambda: len(calls) == 2)
+    client.incr("once.resolved")
+    assert sink.recv() == b"once.resolved:1|c"
