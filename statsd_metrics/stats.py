@@ -17,10 +17,10 @@ logger = logging.getLogger("statsd_metrics")
 class Stats:
     """Counters shared by the application threads and the flusher.
 
-    `sent_*` are only updated by the transport, under the client's lock. Drops come from
-    anywhere (a bad argument is counted on the application's thread) and take this object's
-    own lock, held for a few attribute updates only, never around I/O, so a rejected metric
-    never waits behind a slow send.
+    `sent_*` are only updated by the transport: under its lock, or on the lock-free UDP path,
+    where an int `+=` is still exact under the GIL. Drops come from anywhere (a bad argument is
+    counted on the application's thread) and take this object's own lock, held for a few
+    attribute updates only, never around I/O, so a rejected metric never waits behind a send.
     """
 
     def __init__(self) -> None:
@@ -42,8 +42,8 @@ class Stats:
             self._dropped[reason] = self._dropped.get(reason, 0) + lines
 
     def report(self) -> None:
-        """Log reasons seen for the first time. Called where no client lock is held, so that a
-        logging handler that itself records metrics cannot deadlock."""
+        """Log reasons seen for the first time. Called where no transport lock is held, so that
+        a logging handler that itself records metrics cannot deadlock."""
         with self._lock:
             fresh, self.unreported = self.unreported, []
         for reason, detail in fresh:
