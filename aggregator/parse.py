@@ -120,15 +120,20 @@ class Parser:
                 out.append(line)
         return out
 
-    def lines(self, lines: list[str], iv: Interval) -> None:
-        """The hot loop: `name:value|type[|@rate]` groups into the interval's maps."""
+    def lines(self, lines: list[str], iv: Interval, count: bool = True) -> None:
+        """The hot loop: `name:value|type[|@rate]` lines into the interval's maps.
+
+        A multi-value line (`name:1|c:2|ms`) is fed again as one line per value, so the
+        loop itself handles exactly one group per line.
+        """
         keys = self.keys
         numbers = self.numbers
         rates = self.rates
         counters = iv.counters
         timers = iv.timers
         timer_counts = iv.timer_counts
-        iv.metrics += len(lines) - lines.count("")
+        if count:
+            iv.metrics += len(lines) - lines.count("")
         for line in lines:
             if not line:
                 continue
@@ -142,65 +147,67 @@ class Parser:
             if not sep:
                 iv.reject("no_value")
                 continue
-            for group in rest.split(":") if ":" in rest else (rest,):
-                value, bar, typ = group.partition("|")
-                if not bar:
-                    iv.reject("no_type")
+            if ":" in rest:  # rare: one line per value, in place (gauges depend on order)
+                self.lines([f"{name}:{group}" for group in rest.split(":")], iv, count=False)
+                continue
+            value, bar, typ = rest.partition("|")
+            if not bar:
+                iv.reject("no_type")
+                continue
+            rate = 1.0
+            if "|" in typ:
+                typ, _, extra = typ.partition("|")
+                extra = extra.partition("|")[0]
+                rate = rates.get(extra) or self._rate(extra)
+                if rate is None:
+                    iv.reject("bad_sample_rate")
                     continue
-                rate = 1.0
-                if "|" in typ:
-                    typ, _, extra = typ.partition("|")
-                    extra = extra.partition("|")[0]
-                    rate = rates.get(extra) or self._rate(extra)
-                    if rate is None:
-                        iv.reject("bad_sample_rate")
+            if typ == "s":
+                members = iv.sets.get(key)
+                if members is None:
+                    if iv.names >= self.max_names:
+                        iv.reject("too_many_names")
                         continue
-                if typ == "s":
-                    members = iv.sets.get(key)
-                    if members is None:
-                        if iv.names >= self.max_names:
-                            iv.reject("too_many_names")
-                            continue
-                        iv.names += 1
-                        members = iv.sets[key] = set()
-                    members.add(value or "0")
-                    continue
-                v = numbers.get(value)
+                    iv.names += 1
+                    members = iv.sets[key] = set()
+                members.add(value or "0")
+                continue
+            v = numbers.get(value)
+            if v is None:
+                v = self._number(value)
                 if v is None:
-                    v = self._number(value)
-                    if v is None:
-                        iv.reject("bad_value")
+                    iv.reject("bad_value")
+                    continue
+            if typ == "c":
+                c = counters.get(key)
+                if c is None:
+                    if iv.names >= self.max_names:
+                        iv.reject("too_many_names")
                         continue
-                if typ == "c":
-                    c = counters.get(key)
-                    if c is None:
-                        if iv.names >= self.max_names:
-                            iv.reject("too_many_names")
-                            continue
-                        iv.names += 1
-                        c = 0
-                    counters[key] = c + (v if rate == 1.0 else v * (1 / rate))
-                elif typ in TIMER_TYPES:
-                    if v < 0:
-                        iv.reject("negative_timer")
+                    iv.names += 1
+                    c = 0
+                counters[key] = c + (v if rate == 1.0 else v * (1 / rate))
+            elif typ in TIMER_TYPES:
+                if v < 0:
+                    iv.reject("negative_timer")
+                    continue
+                values = timers.get(key)
+                if values is None:
+                    if iv.names >= self.max_names:
+                        iv.reject("too_many_names")
                         continue
-                    values = timers.get(key)
-                    if values is None:
-                        if iv.names >= self.max_names:
-                            iv.reject("too_many_names")
-                            continue
-                        iv.names += 1
-                        values = timers[key] = array("d")
-                    values.append(v)
-                    if rate != 1.0 or key in timer_counts:
-                        count = timer_counts.get(key)
-                        if count is None:
-                            count = len(values) - 1.0
-                        timer_counts[key] = count + 1 / rate
-                elif typ == "g":
-                    self._gauge(key, value, v, iv)
-                else:
-                    iv.reject("unknown_type")
+                    iv.names += 1
+                    values = timers[key] = array("d")
+                values.append(v)
+                if rate != 1.0 or key in timer_counts:
+                    count = timer_counts.get(key)
+                    if count is None:
+                        count = len(values) - 1.0
+                    timer_counts[key] = count + 1 / rate
+            elif typ == "g":
+                self._gauge(key, value, v, iv)
+            else:
+                iv.reject("unknown_type")
 
     def _gauge(self, key: str, text: str, v: float, iv: Interval) -> None:
         """A signed value is a delta, anything else sets the gauge (see state.Gauge)."""

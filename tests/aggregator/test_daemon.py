@@ -99,6 +99,59 @@ def test_config_file_options_and_tag_mode_path(start_daemon, sink):
     assert not [k for k in later if "http" in k]  # deleted when idle
 
 
+@pytest.mark.parametrize(
+    ("config", "datagram", "expected"),
+    [
+        (
+            {"flush_counts": False, "prefix_stats": "agg"},
+            b"c:2|c",
+            {"stats.c": "10", "stats_counts.c": None, "agg.numStats": "5"},  # + timestamp_lag
+        ),
+        (
+            {
+                "legacy_namespace": False,
+                "prefix_counter": "",
+                "prefix_timer": "t",
+                "prefix_set": "u",
+            },
+            b"c:1|c\nlat:4|d\nusers:a|s",
+            {"stats.c.rate": "5", "stats.t.lat.mean": "4", "stats.u.users.count": "1"},
+        ),
+        (
+            {"calculated_timer_metrics": ["mean", "upper_percent"], "percent_thresholds": 99.9},
+            b"t:1|ms:3|ms",
+            {
+                "stats.timers.t.mean": "2",
+                "stats.timers.t.upper_99_9": "3",
+                "stats.timers.t.sum": None,
+            },
+        ),
+        (
+            {"key_name_sanitize": False},
+            b"a/b c:1|c|#k:v",
+            {"stats_counts.a-b_c;k=v": "1"},
+        ),
+    ],
+)
+def test_options_end_to_end(start_daemon, sink, config, datagram, expected):
+    d = start_daemon(config)
+    after = d.send_fresh(datagram)
+    present = [k for k, v in expected.items() if v is not None]
+    flush = sink.wait_flush(lambda f: all(k in f for k in present), after)
+    assert {k: flush.get(k) for k in expected} == expected
+
+
+def test_gauge_ttl_end_to_end(start_daemon, sink):
+    d = start_daemon({"delete_gauges": True, "gauges_max_ttl": 2})
+    after = d.send_fresh(b"g:5|g")
+
+    def gauge_in_each_flush() -> list[bool]:
+        return [any(p == "stats.gauges.g" for p, _, _ in f) for f in sink.flushes()[after:]]
+
+    wait_until(lambda: len(gauge_in_each_flush()) >= 4, what="four flushes")
+    assert gauge_in_each_flush()[:4] == [True, True, False, False]
+
+
 def test_bad_input_is_counted_never_fatal(start_daemon, sink):
     d = start_daemon({"max_datagram_size": 1000, "max_metric_names": 20})
     after = d.send_fresh(

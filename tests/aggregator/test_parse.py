@@ -28,6 +28,11 @@ def test_counter_gauge_timer_set_in_one_packet():
     assert (iv.packets, iv.metrics, iv.bad) == (1, 6, 0)
 
 
+def test_multi_value_gauges_keep_their_place_in_the_packet():
+    assert parse(b"g:10|g\ng:1|g:+2|g").gauges["g"].deltas == [(0, 2.0)]
+    assert parse(b"g:1|g:+2|g\ng:10|g").gauges["g"] == Gauge(0, 10.0)
+
+
 def test_h_and_d_are_timers():
     assert parse(b"t:1|h\nt:2|d\nt:3|ms").timers == {"t": array("d", [1.0, 2.0, 3.0])}
 
