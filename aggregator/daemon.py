@@ -177,7 +177,9 @@ class Daemon:
         return result.payload, result.ts
 
     def _stamp(self, payload: list[bytes]) -> list[bytes]:
-        stats = self.flush.graphite_stats(self.carbon.stats, round(time.time()))
+        now = round(time.time())
+        stats = self.flush.graphite_stats(self.carbon.stats, now)
+        stats += self.flush.spool_stats(len(self.spool), self.spool.bytes, now)
         return [*payload, stats.encode()]
 
     async def flush_once(self, final: bool = False) -> None:

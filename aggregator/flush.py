@@ -111,6 +111,19 @@ class Flush:
                     del store.gauge_ttl[key]
                     store.gauges.pop(key, None)
 
+    def spool_stats(self, flushes: int, size: int, ts: int) -> str:
+        """Gauges `<prefix_stats>.spool.{flushes,bytes}`: what waits for Carbon on disk.
+
+        Ours, not the reference's (which has no spool). Stamped at write time like the
+        graphiteStats lines: a flush that is spooled carries the spool as it was when it failed,
+        so once replayed the history shows the spool growing through the outage.
+        """
+        prefix = f"{self.config.prefix_stats}.spool"
+        return "".join(
+            f"{self.namer.gauge_path(f'{prefix}.{name}')} {value} {ts}\n"
+            for name, value in (("flushes", flushes), ("bytes", size))
+        )
+
     def graphite_stats(self, stats: dict[str, float], ts: int) -> str:
         """The four `graphiteStats` lines about the previous write, stamped at write time."""
         return "".join(

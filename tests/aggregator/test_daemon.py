@@ -49,7 +49,10 @@ def test_every_metric_type_reaches_carbon(start_daemon, sink):
     }
     assert {k: flush.get(k) for k in expected} == expected
     assert flush["statsd.numStats"] == "10"
-    stamps = {ts for path, _, ts in sink.flushes()[after] if "graphiteStats" not in path}
+    # graphiteStats and spool gauges are stamped at write time, the rest at flush time
+    stamps = {
+        ts for path, _, ts in sink.flushes()[after] if "Stats" not in path and ".spool." not in path
+    }
     assert len(stamps) == 1
     assert abs(stamps.pop() - time.time()) < 5
 
@@ -267,6 +270,11 @@ def test_carbon_down_spools_and_replays_in_order(start_daemon, tmp_path):
         line = next(line for line in carbon.lines if line.startswith("stats_counts.spooled 1 "))
         assert int(line.split()[2]) < time.time() - 0.5
         wait_until(lambda: not list(spool.glob("*.txt")), what="an empty spool")
+        # The replayed history shows the spool growing through the outage.
+        sizes = [int(line.split()[1]) for line in carbon.lines
+                 if line.startswith("stats.gauges.statsd.spool.flushes ")]  # fmt: skip
+        assert sizes[0] == 0
+        assert max(sizes) >= 2
     finally:
         d.stop()
         carbon.close()

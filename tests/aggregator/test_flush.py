@@ -362,3 +362,13 @@ def test_graphite_stats_lines_describe_the_previous_write():
         "stats.statsd.graphiteStats.flush_time.h 3 20",
         "stats.statsd.graphiteStats.flush_length.h 99 20",
     ]
+
+
+def test_spool_stats_are_gauges_under_prefix_stats_in_either_namespace():
+    legacy = Flush(from_mapping({}))
+    assert legacy.spool_stats(3, 4096, 20).splitlines() == [
+        "stats.gauges.statsd.spool.flushes 3 20",
+        "stats.gauges.statsd.spool.bytes 4096 20",
+    ]
+    new = Flush(from_mapping({"legacy_namespace": False, "prefix_stats": "agg"}))
+    assert new.spool_stats(0, 0, 20).splitlines()[0].startswith("stats.gauges.agg.spool.flushes 0")
