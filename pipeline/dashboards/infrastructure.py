@@ -1,0 +1,87 @@
+"""Infrastructure: the processes (CPU, memory, threads, files) and the database under the app."""
+
+from pipeline.dashboards.panels import (
+    Row,
+    counts,
+    dashboard,
+    glob_variable,
+    graph,
+    peaks,
+    prefix_variable,
+)
+
+PROCESS = "stats.gauges.$prefix.process.$host"
+DB = "stats.timers.$prefix.db.$db"
+
+
+def build() -> dict:
+    return dashboard(
+        uid="statsd-metrics-infrastructure",
+        title="Infrastructure",
+        description="Process collector and SQLAlchemy metrics (docs/metrics.md).",
+        variables=[
+            prefix_variable(),
+            glob_variable("host", "Host", "stats.gauges.$prefix.process.*"),
+            glob_variable("db", "Database", "stats.timers.$prefix.db.*"),
+        ],
+        rows=[
+            Row(
+                "Processes",
+                [
+                    graph(
+                        "CPU by host",
+                        f"aliasByNode({PROCESS}.cpu.percent, 4)",
+                        unit="percent",
+                        description="100% is one core busy.",
+                    ),
+                    graph(
+                        "Memory (RSS) by host",
+                        f"aliasByNode({PROCESS}.memory.rss, 4)",
+                        unit="bytes",
+                    ),
+                    graph("Threads by host", f"aliasByNode({PROCESS}.threads, 4)"),
+                    graph(
+                        "Open files by host",
+                        f"aliasByNode({PROCESS}.open_files, 4)",
+                        description="File descriptors, sockets included.",
+                    ),
+                    graph(
+                        "Uptime by host",
+                        f"aliasByNode({PROCESS}.uptime, 4)",
+                        unit="s",
+                        description="Drops to zero at a restart.",
+                    ),
+                    graph(
+                        "Garbage collections",
+                        counts(
+                            "groupByNode(stats_counts.$prefix.process.$host.gc.*.collections, "
+                            "5, 'sum')"
+                        ),
+                    ),
+                ],
+            ),
+            Row(
+                "Database",
+                [
+                    graph(
+                        "Queries per second by kind, and errors",
+                        f"aliasByNode({DB}.query.*.count_ps, 6)",
+                        "alias(sumSeries(stats.$prefix.db.$db.errors.*), 'errors')",
+                        unit="ops",
+                        stacked=True,
+                    ),
+                    graph(
+                        "Query time p90 by kind",
+                        peaks(f"aliasByNode({DB}.query.*.upper_90, 6)"),
+                        unit="ms",
+                    ),
+                    graph(
+                        "Connection pool",
+                        peaks("aliasByNode(stats.gauges.$prefix.db.$db.pool.*, 6)"),
+                        description="Connections in use, over the pool size (overflow), and "
+                        "the pool size, summed over processes.",
+                    ),
+                ],
+            ),
+        ],
+    )

@@ -1,0 +1,142 @@
+"""The dashboards: committed JSON equals what the code builds, and Grafana's schema accepts it."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from pipeline.dashboards import BUILDERS, DASHBOARD_DIR, build_all, load_all, render
+from pipeline.dashboards.graphite_query import GraphiteQuery, Query
+from pipeline.dashboards.panels import DATASOURCE_UID, counts, graph, peaks
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_NAME = "shared/reference/dashboard.jsonschema.json"
+
+
+def find_schema() -> Path:
+    """The shared reference lies beside the repository (CI) or further up (worktrees)."""
+    for parent in ROOT.parents:
+        if (parent / SCHEMA_NAME).is_file():
+            return parent / SCHEMA_NAME
+    raise AssertionError(f"{SCHEMA_NAME} not found in any parent of {ROOT}")
+
+
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.Draft7Validator:
+    schema = json.loads(find_schema().read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
+
+
+def test_committed_json_is_what_the_code_builds():
+    built = build_all()
+    committed = {p.name: p.read_text() for p in DASHBOARD_DIR.glob("*.json")}
+    stale = sorted(name for name in built.keys() | committed.keys()
+                   if built.get(name) != committed.get(name))  # fmt: skip
+    assert not stale, f"regenerate with `python -m pipeline.dashboards`: {stale} differ"
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_dashboard_validates_against_grafana_schema(name, validator):
+    model = json.loads((DASHBOARD_DIR / f"{name}.json").read_text())
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(model)]
+    assert not errors
+
+
+def test_schema_rejects_what_grafana_would(validator):
+    """The validation has teeth: a misspelt key and a panel without a type are refused."""
+    model = json.loads(render(BUILDERS["service"]()))
+    model["refersh"] = "30s"
+    del model["panels"][1]["type"]
+    errors = {tuple(e.absolute_path): e.message for e in validator.iter_errors(model)}
+    assert "'refersh' was unexpected" in errors[()]
+    assert ("panels", 1) in errors
+
+
+def test_one_dashboard_per_concern_with_unique_uids_and_panel_ids():
+    models = load_all()
+    assert set(models) == {
+        "statsd-metrics-service",
+        "statsd-metrics-infrastructure",
+        "statsd-metrics-business",
+        "statsd-metrics-quality-security",
+        "statsd-metrics-pipeline",
+    }
+    for model in models.values():
+        ids = [p["id"] for p in model["panels"]]
+        assert len(ids) == len(set(ids)), model["uid"]
+
+
+def _targets(model: dict) -> list[str]:
+    return [t["target"] for p in model["panels"] for t in p.get("targets", [])]
+
+
+def _variables(model: dict) -> dict[str, dict]:
+    return {v["name"]: v for v in model["templating"]["list"]}
+
+
+@pytest.mark.parametrize(
+    ("uid", "expected"),
+    [
+        ("statsd-metrics-service", {"prefix", "endpoint"}),
+        ("statsd-metrics-infrastructure", {"prefix", "host", "db"}),
+        ("statsd-metrics-business", {"prefix", "service"}),
+        ("statsd-metrics-quality-security", {"prefix", "endpoint"}),
+        ("statsd-metrics-pipeline", {"agent"}),
+    ],
+)
+def test_template_variables_where_users_expect_them(uid, expected):
+    model = load_all()[uid]
+    variables = _variables(model)
+    assert set(variables) == expected
+    used = " ".join(_targets(model)) + " " + " ".join(v["query"] for v in variables.values())
+    for name in expected:
+        assert f"${name}" in used, f"${name} is declared but no query uses it"
+    for name in set(re.findall(r"\$(\w+)", used)):
+        assert name in variables, f"${name} is used but not declared in {uid}"
+
+
+def test_every_panel_reads_the_provisioned_datasource():
+    for model in load_all().values():
+        for panel in model["panels"]:
+            if panel["type"] == "row":
+                continue
+            assert panel["datasource"]["uid"] == DATASOURCE_UID
+            assert panel["targets"], panel["title"]
+            assert all(t["datasource"]["uid"] == DATASOURCE_UID for t in panel["targets"])
+
+
+def test_counts_consolidate_by_sum_and_upper_by_max():
+    """Every per-interval count (stats_counts.*) is summed when Grafana asks for fewer points
+    than the range holds, and every timer upper (and upper_90) keeps its maximum."""
+    for model in load_all().values():
+        for target in _targets(model):
+            ratio = target.startswith(("alias(asPercent(", "summarize(", "alias(summarize("))
+            if "stats_counts." in target and not ratio:
+                assert target.startswith("consolidateBy("), target
+                assert target.endswith(", 'sum')"), target
+            if re.search(r"\.upper(_\d+)?\b", target):
+                assert target.endswith(", 'max')"), target
+
+
+def test_graphite_query_round_trips_through_the_sdk_runtime():
+    from grafana_foundation_sdk.cog import runtime
+
+    query = Query("sumSeries(a.*)").ref_id("B").hide(True).build()
+    decoded = runtime.dataquery_from_json(
+        query.to_json() | {"datasource": {"type": "graphite"}}, ""
+    )
+    assert isinstance(decoded, GraphiteQuery)
+    assert (decoded.target, decoded.ref_id, decoded.hide) == ("sumSeries(a.*)", "B", True)
+
+
+def test_graph_assigns_ref_ids_in_order_and_helpers_wrap_targets():
+    panel = graph("x", counts("a.count"), peaks("a.upper")).build()
+    assert [(t.ref_id, t.target) for t in panel.targets] == [
+        ("A", "consolidateBy(a.count, 'sum')"),
+        ("B", "consolidateBy(a.upper, 'max')"),
+    ]
