@@ -82,7 +82,9 @@ def graphite_config(target: Path, **carbon_settings: object) -> Path:
 class RunningUp:
     """One `statsd-metrics up` process (python -m pipeline up), its addresses and its files."""
 
-    def __init__(self, data_dir: Path, *args: str, instances: int = 1, cwd: Path | None = None):
+    def __init__(
+        self, data_dir: Path, *args: str, instances: int = 1, env: dict[str, str] | None = None
+    ):
         self.data_dir = data_dir
         self.ports = free_ports(instances)
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -101,7 +103,7 @@ class RunningUp:
         self._lines: queue.Queue[str | None] = queue.Queue()
         with self.stderr_path.open("wb") as stderr:
             self.process = subprocess.Popen(
-                self.argv, cwd=cwd, stdout=subprocess.PIPE, stderr=stderr, text=True
+                self.argv, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True
             )
         threading.Thread(target=self._read_stdout, daemon=True).start()
 

@@ -19,8 +19,8 @@ def start_up(tmp_path: Path) -> Iterator[Callable[..., RunningUp]]:
     """Start `up` on free ports; every one started here is stopped by PID at teardown."""
     started: list[RunningUp] = []
 
-    def start(*args: str, data_dir: Path | None = None, instances: int = 1) -> RunningUp:
-        up = RunningUp(data_dir or tmp_path / f"var{len(started)}", *args, instances=instances)
+    def start(*args: str, data_dir: Path | None = None, **options) -> RunningUp:
+        up = RunningUp(data_dir or tmp_path / f"var{len(started)}", *args, **options)
         started.append(up)
         return up
 
@@ -89,5 +89,6 @@ class Grafana:
 
 
 @pytest.fixture
-def grafana_for() -> Callable[[RunningUp], Grafana]:
-    return lambda up: Grafana(up.render_url)
+def grafana(up: RunningUp) -> Grafana:
+    """Grafana's datasource pointed at the test module's running pipeline (its `up` fixture)."""
+    return Grafana(up.render_url)
