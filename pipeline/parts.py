@@ -17,6 +17,7 @@ from pipeline.layout import HOST, Aggregator, CarbonCache, Layout
 from pipeline.supervisor import Part
 
 PROBE_TIMEOUT = 1.0
+PIP_GRAPHITE = "pip install -e '.[graphite]'"
 
 
 def tcp_accepts(port: int) -> bool:
@@ -61,6 +62,7 @@ def carbon_cache(layout: Layout, cache: CarbonCache) -> Part:
             (cache.carbonlink_port, "tcp"),
         ],
         modules=("carbon", "whisper", "twisted"),
+        install=PIP_GRAPHITE,
         env={"GRAPHITE_ROOT": str(layout.data_dir)},
         # Writing a large cache to Whisper at shutdown takes time; killing it loses the points.
         stop_timeout=300.0,
@@ -77,6 +79,7 @@ def relay(layout: Layout) -> Part:
         ready=lambda: tcp_accepts(port),
         listens=[(port, "tcp")],
         programs=("carbon-c-relay",),
+        install="apt-get install carbon-c-relay, or ./scripts/system-deps",
         stop_timeout=30.0,
     )
 
@@ -103,6 +106,7 @@ def render_api(layout: Layout) -> Part:
         ready=lambda: http_ok(url),
         listens=[(layout.render_port, "tcp")],
         modules=("graphite_render", "gunicorn"),
+        install=PIP_GRAPHITE,
         env={"GRAPHITE_API_CONFIG": str(layout.render_conf)},
         stop_timeout=15.0,
     )
@@ -133,6 +137,7 @@ def aggregator(layout: Layout, agg: Aggregator) -> Part:
         ready=lambda: tcp_accepts(agg.mgmt_port),
         listens=[(agg.port, "udp"), (agg.mgmt_port, "tcp")],
         modules=("aggregator.__main__",),
+        install="pip install -e .",
         stop_timeout=30.0,
     )
 

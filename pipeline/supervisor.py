@@ -38,6 +38,8 @@ class Part:
     """(port, "tcp"/"udp") bound on 127.0.0.1, checked free before anything starts."""
     modules: Sequence[str] = ()
     programs: Sequence[str] = ()
+    install: str = ""
+    """How to get the modules and programs, for the message when one is missing."""
     env: dict[str, str] = field(default_factory=dict)
     stop_timeout: float = 60.0
     """How long a SIGTERM may take (a carbon-cache writes its whole cache) before SIGKILL."""
@@ -51,30 +53,23 @@ class Part:
         return "\n".join(f"    {line}" for line in lines)
 
 
-# How to get what is missing, by module or program name.
-INSTALL_HINTS = {
-    "carbon": "pip install -e '.[graphite]'",
-    "whisper": "pip install -e '.[graphite]'",
-    "graphite_render": "pip install -e '.[graphite]'",
-    "gunicorn": "pip install -e '.[graphite]'",
-    "carbon-c-relay": "apt-get install carbon-c-relay (or ./scripts/system-deps)",
-}
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a missing parent package of a dotted name
+        return False
 
 
 def check_dependencies(parts: Sequence[Part]) -> None:
     for part in parts:
-        for module in part.modules:
-            if importlib.util.find_spec(module) is None:
-                raise PipelineError(
-                    f"missing dependency of {part.name}: Python package '{module}' is not "
-                    f"installed ({INSTALL_HINTS.get(module, 'pip install -e .')})"
-                )
-        for program in part.programs:
-            if shutil.which(program) is None:
-                raise PipelineError(
-                    f"missing dependency of {part.name}: program '{program}' is not on PATH "
-                    f"({INSTALL_HINTS.get(program, 'install it')})"
-                )
+        missing = [
+            f"Python module '{m}' is not installed" for m in part.modules if not _importable(m)
+        ]
+        missing += [f"program '{p}' is not on PATH" for p in part.programs if not shutil.which(p)]
+        if missing:
+            raise PipelineError(
+                f"missing dependency of {part.name}: {missing[0]} ({part.install or 'install it'})"
+            )
 
 
 def check_ports_free(parts: Sequence[Part], host: str) -> None:

@@ -178,14 +178,23 @@ def test_out_of_range_port_is_refused():
         check_ports_free([part], "127.0.0.1")
 
 
-def test_missing_python_package_is_named_with_the_install_command():
-    part = Part(name="render API", argv=["true"], ready=bool, modules=["json", "no_such_pkg_x"])
-    with pytest.raises(PipelineError, match="render API: Python package 'no_such_pkg_x'"):
+@pytest.mark.parametrize("module", ["no_such_pkg_x", "no_such_pkg_x.__main__"])
+def test_missing_python_module_is_named_with_the_install_command(module):
+    part = Part(
+        name="render API", argv=["true"], ready=bool, modules=["json", module], install="pip it"
+    )
+    with pytest.raises(PipelineError, match=rf"render API: Python module '{module}'.*\(pip it\)"):
         check_dependencies([part])
 
 
 def test_missing_program_is_named_with_the_install_command(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("PATH", "/nonexistent")
-    part = Part(name="carbon-c-relay", argv=["true"], ready=bool, programs=["carbon-c-relay"])
+    part = Part(
+        name="carbon-c-relay",
+        argv=["true"],
+        ready=bool,
+        programs=["carbon-c-relay"],
+        install="apt-get install carbon-c-relay",
+    )
     with pytest.raises(PipelineError, match=r"'carbon-c-relay' is not on PATH \(apt-get install"):
         check_dependencies([part])
