@@ -92,11 +92,7 @@ def render(
             layout.relay_conf,
             _fill(
                 templates / "carbon-c-relay.conf",
-                {
-                    "members": members,
-                    "relay_port": layout.relay_port,
-                    "relay_name": "statsd_metrics",
-                },
+                {"members": members, "relay_port": layout.relay_port},
             ),
         )
 

@@ -74,8 +74,7 @@ def relay(layout: Layout) -> Part:
     port = layout.relay_port
     return Part(
         name="carbon-c-relay",
-        # -H: the statistics name this relay, not the machine (see carbon-c-relay.conf).
-        argv=["carbon-c-relay", "-f", str(layout.relay_conf), "-H", "statsd_metrics"],
+        argv=["carbon-c-relay", "-f", str(layout.relay_conf)],
         ready=lambda: tcp_accepts(port),
         listens=[(port, "tcp")],
         programs=("carbon-c-relay",),
