@@ -53,6 +53,7 @@ SAMPLE = 300
 SLACK = 1.5  # the writer's idle sleep (1 s), the transfer and the polling
 CREATE_TIMEOUT = 180.0
 FINAL_GRACE = 15.0
+STALL = 20.0
 
 
 @dataclass
@@ -135,11 +136,16 @@ def wait_written(up: RunningUp, metrics: list[str], sample: list[str], ts: int) 
     """Wait (bounded) until the sample has its point at ts, then count the series that do.
 
     Polling every series would compete with carbon for the CPU; the sample stands for them
-    until the one full count at the end (which waits a little longer for stragglers)."""
+    until the one full count at the end (which waits a little longer for stragglers). A sample
+    that stops shrinking for STALL seconds has lost points (dropped creates): stop there."""
     deadline = time.monotonic() + CREATE_TIMEOUT
     pending = list(sample)
-    while pending and time.monotonic() < deadline:
-        pending = [m for m in pending if not has_point(up, m, ts)]
+    progress = time.monotonic()
+    while pending and time.monotonic() < min(deadline, progress + STALL):
+        still = [m for m in pending if not has_point(up, m, ts)]
+        if len(still) < len(pending):
+            progress = time.monotonic()
+        pending = still
         time.sleep(0.05)
     deadline = time.monotonic() + FINAL_GRACE
     pending = list(metrics)
@@ -241,7 +247,7 @@ def figure(steps: list[Step]) -> int:
 
 
 def bound(steps: list[Step]) -> str:
-    failed = next((s for s in steps if not s.kept_up), None)
+    failed = min((s for s in steps if not s.kept_up), key=lambda s: s.series, default=None)
     if failed is None:
         return "not reached: every step kept up (raise --max-series)"
     if failed.files < failed.series or failed.create_seconds is None:
