@@ -12,12 +12,25 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from carbon.hashing import ConsistentHashRing
 
 from pipeline.testing import RunningUp, points, wait_for
 
 pytestmark = pytest.mark.slow
 
 SECONDS = 120
+
+
+def on_a_ring_entry(prefix: str) -> str:
+    """A series name whose hash is exactly a carbonlink ring entry of cache `a` (stock
+    graphite-render 1.1.8 answers 500 for it; see pipeline/whisper_finder.py)."""
+    ring = ConsistentHashRing([("127.0.0.1", "a")])
+    positions = {position for position, _ in ring.ring}
+    names = (f"{prefix}{n}" for n in itertools.count())
+    return next(name for name in names if ring.compute_ring_position(name) in positions)
+
+
+ON_A_RING_ENTRY = on_a_ring_entry("stats.gauges.shop.queue")
 
 
 class Data:
@@ -36,6 +49,7 @@ class Data:
             "stats.gauges.shop.active_users": {
                 ts: 40.0 + (ts - self.start) // 60 for ts in self.timestamps
             },
+            ON_A_RING_ENTRY: dict.fromkeys(self.timestamps, 7.0),
         }
 
     def plaintext(self) -> list[str]:
@@ -235,3 +249,10 @@ def test_expand_for_template_variables(grafana):
     status, response = grafana.expand("stats_counts.*")
     assert status == 200
     assert response == {"results": ["stats_counts.shop"]}
+
+
+def test_a_series_whose_hash_is_a_ring_entry_is_served(grafana, data):
+    status, response = grafana.backend_render(ON_A_RING_ENTRY, data.start - 1, data.end)
+    assert status == 200
+    [series] = response
+    assert points(series) == data.series[ON_A_RING_ENTRY]
