@@ -55,9 +55,10 @@ def render(
     layout: Layout, templates: Path = GRAPHITE_DIR, aggregator_config: Path | None = None
 ) -> None:
     """Write every configuration file the layout's processes read."""
-    if layout.aggregators:
-        settings = aggregator_settings(aggregator_config)
-        _write(layout.aggregator_conf, json.dumps(settings, indent=2) + "\n")
+    settings = aggregator_settings(aggregator_config) if layout.aggregators else {}
+    for agg in layout.aggregators:
+        own = {**settings, "spool_dir": str(layout.spool_dir(agg))}
+        _write(layout.aggregator_conf(agg), json.dumps(own, indent=2) + "\n")
     for cache in layout.caches:
         conf = layout.carbon_conf(cache)
         fields = {

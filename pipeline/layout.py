@@ -133,6 +133,9 @@ class Layout:
     def relay_conf(self) -> Path:
         return self.conf_dir / "carbon-c-relay.conf"
 
-    @property
-    def aggregator_conf(self) -> Path:
-        return self.conf_dir / "aggregator.json"
+    def aggregator_conf(self, agg: Aggregator) -> Path:
+        return self.conf_dir / f"aggregator-{agg.index}.json"
+
+    def spool_dir(self, agg: Aggregator) -> Path:
+        """Where the aggregator keeps flushes Carbon could not take (replayed in order)."""
+        return self.data_dir / f"aggregator-{agg.index}" / "spool"

@@ -112,6 +112,7 @@ def render_api(layout: Layout) -> Part:
 
 
 def aggregator(layout: Layout, agg: Aggregator) -> Part:
+    health = f"http://{HOST}:{agg.mgmt_port}/health"
     return Part(
         name=f"aggregator {agg.index}",
         argv=[
@@ -119,7 +120,7 @@ def aggregator(layout: Layout, agg: Aggregator) -> Part:
             "-m",
             "aggregator",
             "--config",
-            str(layout.aggregator_conf),
+            str(layout.aggregator_conf(agg)),
             "--bind",
             HOST,
             "--port",
@@ -133,7 +134,7 @@ def aggregator(layout: Layout, agg: Aggregator) -> Part:
             "--mgmt-port",
             str(agg.mgmt_port),
         ],
-        ready=lambda: tcp_accepts(agg.mgmt_port),
+        ready=lambda: http_ok(health),  # 200 once its receivers run
         listens=[(agg.port, "udp"), (agg.mgmt_port, "tcp")],
         modules=("aggregator.__main__",),
         install="pip install -e .",

@@ -16,6 +16,7 @@ from pipeline import config
 from pipeline.config import ConfigError
 from pipeline.layout import FLUSH_INTERVALS, Layout
 from pipeline.testing import graphite_config
+from pipeline.whisper_finder import WhisperFinder
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +171,28 @@ def test_render_api_reads_every_cache_and_asks_each_for_its_cache(tmp_path: Path
     assert settings["carbon"]["hashing_type"] == "carbon_ch"
 
 
+def ring_collisions(hosts: list[str], count: int) -> list[str]:
+    """Series names whose hash is exactly a ring entry's position (graphite-render's bug)."""
+    ring = CarbonLinkPool(hosts=hosts).hash_ring
+    positions = {position for position, _ in ring.ring}
+    names = (f"stats.timers.app.endpoint{n}.upper" for n in range(100_000))
+    return [m for m in names if ring.compute_ring_position(m) in positions][:count]
+
+
+@pytest.mark.parametrize("caches", [1, 2])
+def test_render_api_finder_survives_a_series_on_a_ring_entry(tmp_path: Path, caches: int):
+    layout = rendered(tmp_path, caches=caches)
+    settings = yaml.safe_load(layout.render_conf.read_text())
+    [finder_path] = settings["finders"]
+    assert finder_path == "pipeline.whisper_finder.WhisperFinder"
+    finder = WhisperFinder(settings)
+    stock = CarbonLinkPool(**settings["carbon"])
+    for metric in ring_collisions(settings["carbon"]["hosts"], 3):
+        with pytest.raises(TypeError):  # graphite-render's own ring: HTTP 500 for this series
+            stock.select_host(metric)
+        assert finder.carbonlink.select_host(metric)[1] in {c.instance for c in layout.caches}
+
+
 def test_relay_config_is_valid_and_hashes_like_the_render_api(tmp_path: Path):
     layout = rendered(tmp_path, caches=2)
     check = subprocess.run(
@@ -180,7 +203,9 @@ def test_relay_config_is_valid_and_hashes_like_the_render_api(tmp_path: Path):
         timeout=30,
     )
     assert check.returncode == 0, check.stdout + check.stderr
+    hosts = yaml.safe_load(layout.render_conf.read_text())["carbon"]["hosts"]
     metrics = [f"stats.timers.app.endpoint{n}.upper" for n in range(60)]
+    metrics += ring_collisions(hosts, 5)
     routed = subprocess.run(
         ["carbon-c-relay", "-f", str(layout.relay_conf), "-t"],
         input="".join(f"{m} 1 1\n" for m in metrics),
@@ -195,17 +220,20 @@ def test_relay_config_is_valid_and_hashes_like_the_render_api(tmp_path: Path):
     for n, line in enumerate(lines):
         if line.startswith("* -> "):
             relay_choice[line[5:]] = lines[n + 2]
-    settings = yaml.safe_load(layout.render_conf.read_text())
-    pool = CarbonLinkPool(hosts=settings["carbon"]["hosts"], hashing_type="carbon_ch")
+    pool = WhisperFinder(yaml.safe_load(layout.render_conf.read_text())).carbonlink
     port_of = {c.instance: c.line_port for c in layout.caches}
     render_choice = {m: f"127.0.0.1:{port_of[pool.select_host(m)[1]]}" for m in metrics}
     assert relay_choice == render_choice
     assert len(set(render_choice.values())) == 2  # and both caches get series
 
 
-def test_aggregator_runs_with_tags_folded_into_paths(tmp_path: Path):
-    layout = rendered(tmp_path)
-    assert json.loads(layout.aggregator_conf.read_text()) == {"tag_mode": "path"}
+def test_each_aggregator_folds_tags_into_paths_and_spools_under_the_data_dir(tmp_path: Path):
+    layout = rendered(tmp_path, aggregators=2)
+    for agg in layout.aggregators:
+        assert json.loads(layout.aggregator_conf(agg).read_text()) == {
+            "tag_mode": "path",
+            "spool_dir": str(tmp_path / "var" / f"aggregator-{agg.index}" / "spool"),
+        }
 
 
 def test_user_aggregator_settings_are_kept_and_tags_still_folded(tmp_path: Path):
