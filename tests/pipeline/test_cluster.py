@@ -12,6 +12,7 @@ import yaml
 from graphite_render.carbonlink import CarbonLinkPool
 
 from pipeline.testing import RunningUp, graphite_config, points, wait_for
+from statsd_metrics import Client
 
 pytestmark = pytest.mark.slow
 
@@ -77,3 +78,34 @@ def whisper_points(path: Path, at: int) -> dict[int, float]:
     """The Whisper file's point at `at`, if it has one."""
     (start, end, step), values = whisper.fetch(str(path), at - 1, at)
     return {ts: v for ts, v in zip(range(start, end, step), values, strict=True) if v is not None}
+
+
+def test_two_aggregators_feed_the_relay_and_every_series_lands_once(start_up):
+    flags = ("--caches", "2", "--aggregators", "2", "--flush-interval", "1")
+    up = start_up(*flags, instances=2).wait_ready()
+    assert len(up.addresses["statsd"]) == 2
+    start = int(time.time()) - 1
+    first, second = (up.port("statsd", n) for n in range(2))
+    with Client("127.0.0.1", first, prefix="cluster.a0") as c0:
+        for n in range(40):
+            c0.incr(f"hits{n}", n + 1)
+    with Client("127.0.0.1", second, prefix="cluster.a1") as c1:
+        for n in range(40):
+            c1.gauge(f"level{n}", n)
+    counts = {f"stats_counts.cluster.a0.hits{n}": float(n + 1) for n in range(40)}
+    gauges = {f"stats.gauges.cluster.a1.level{n}": float(n) for n in range(40)}
+
+    def read_back() -> dict[str, float]:
+        found = {}
+        for series in up.render("stats_counts.cluster.a0.*", start):
+            found[series["target"]] = sum(points(series).values())
+        for series in up.render("stats.gauges.cluster.a1.*", start):
+            if stored := points(series):
+                found[series["target"]] = stored[max(stored)]  # the last value
+        return found
+
+    wait_for(lambda: read_back() == {**counts, **gauges}, what="both aggregators' series")
+    where = {m: locations(up, m) for m in [*counts, *gauges]}
+    assert all(len(found) == 1 for found in where.values()), where
+    assert {found[0] for found in where.values()} == {"a", "b"}
+    assert up.stop() == 0
