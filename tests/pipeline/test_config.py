@@ -130,6 +130,12 @@ ROLLUPS = {
     "stats.statsd.graphiteStats.last_flush": "average",
     "stats.statsd.processing_time": "average",
     "stats.gauges.statsd.timestamp_lag": "last",
+    # tags folded into the path (what `up` runs): the field stays last
+    "stats_counts.api.requests.route.home": "sum",
+    "stats.api.requests.route.home": "average",
+    "stats.timers.api.latency.route.home.upper": "max",
+    "stats.timers.api.latency.route.home.count_90": "sum",
+    "stats.gauges.db.pool.host.web1": "last",
     # Graphite tags after the field
     "stats_counts.api.requests;route=home": "sum",
     "stats.timers.api.latency.upper;route=home": "max",

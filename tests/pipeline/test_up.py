@@ -84,6 +84,25 @@ def test_taken_port_fails_at_once_and_names_it(start_up):
     assert not (up.data_dir / "log").exists()  # nothing was started
 
 
+def test_taken_statsd_port_is_named(start_up):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        port = squatter.getsockname()[1]
+        up = start_up("--flush-interval", "1", "--statsd-port", str(port))
+        assert up.process.wait(30) == 1
+    assert f"aggregator 0: udp port 127.0.0.1:{port} is not available" in up.stderr()
+
+
+def test_bad_aggregator_config_ends_it_with_the_aggregators_message(start_up, tmp_path: Path):
+    settings = tmp_path / "aggregator.toml"
+    settings.write_text("percent_thresholds = [90]\nflush_intervall = 3\n")
+    up = start_up("--flush-interval", "1", "--aggregator-config", str(settings))
+    assert up.process.wait(60) == 1
+    stderr = up.stderr()
+    assert "aggregator 0 exited during start-up" in stderr
+    assert "flush_intervall" in stderr
+
+
 def test_missing_dependency_is_named(start_up):
     # The cluster layout needs carbon-c-relay; hide it from PATH.
     env = {**os.environ, "PATH": str(Path(sys.executable).parent)}
