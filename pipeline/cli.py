@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline import config
+from pipeline.alerts import cli as alerts
 from pipeline.config import ConfigError
 from pipeline.layout import HOST, Layout, LayoutError, Ports
 from pipeline.parts import parts
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds each part has to answer (default 30)",
     )
     up_parser.set_defaults(func=up)
+    alerts.add_parser(commands)
     return parser
 
 

@@ -100,7 +100,8 @@ def render_api(layout: Layout) -> Part:
             "5",
             "--error-logfile",
             "-",
-            "graphite_render.app:app",
+            # graphite-render's app plus the dashboard preview at /dashboards/
+            "pipeline.preview:app",
         ],
         ready=lambda: http_ok(url),
         listens=[(layout.render_port, "tcp")],

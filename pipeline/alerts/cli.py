@@ -19,8 +19,9 @@ from pathlib import Path
 
 from pipeline.alerts.evaluate import HttpRenderAPI, RuleState, check
 from pipeline.alerts.rules import RULES_DIR, RuleError, load
+from pipeline.layout import HOST, Ports
 
-DEFAULT_RENDER_URL = "http://127.0.0.1:8888"
+DEFAULT_RENDER_URL = f"http://{HOST}:{Ports().render}"
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
