@@ -2,15 +2,17 @@
 
 from pipeline.dashboards.panels import (
     Row,
+    by_node,
     counts,
     dashboard,
     glob_variable,
     graph,
+    named,
     peaks,
     prefix_variable,
 )
 
-API = "stats_counts.$prefix.api.$service.*.outcome"
+OUTCOME = "stats_counts.$prefix.api.$service.*.outcome"
 EVENTS = "stats_counts.$prefix.events"
 FAILED = "{server_error,timeout,connection_error,error}"
 
@@ -30,15 +32,18 @@ def build() -> dict:
                 [
                     graph(
                         "Active users",
-                        "alias(stats.sets.$prefix.users.active.count, 'active in interval')",
-                        "alias(summarize(stats_counts.$prefix.users.daily_active, '1d', 'sum', "
-                        "false), 'active today')",
+                        named("stats.sets.$prefix.users.active.count", "active in interval"),
+                        named(
+                            "summarize(stats_counts.$prefix.users.daily_active, '1d', 'sum', "
+                            "false)",
+                            "active today",
+                        ),
                         description="Distinct users per flush interval (counted by keyed "
                         "pseudonym), and first visits of each UTC day.",
                     ),
                     graph(
                         "Feature usage",
-                        counts("aliasByNode(stats_counts.$prefix.features.*, 3)"),
+                        by_node(counts("stats_counts.$prefix.features.*"), 3),
                         stacked=True,
                     ),
                 ],
@@ -48,26 +53,24 @@ def build() -> dict:
                 [
                     graph(
                         "Calls by outcome",
-                        counts(f"groupByNode({API}.*, 6, 'sum')"),
+                        by_node(counts(f"groupByNode({OUTCOME}.*, 6, 'sum')"), 0),
                         stacked=True,
                     ),
                     graph(
                         "Errors and rate-limit hits",
-                        counts(f"alias(sumSeries({API}.{FAILED}), 'errors')"),
-                        counts(f"alias(sumSeries({API}.rate_limited), 'rate limited (429)')"),
+                        named(counts(f"sumSeries({OUTCOME}.{FAILED})"), "errors"),
+                        named(counts(f"sumSeries({OUTCOME}.rate_limited)"), "rate limited (429)"),
                         description="Calls that failed (5xx, timeout, connection) and calls "
                         "refused by the API's rate limit.",
                     ),
                     graph(
                         "Call latency p90 by endpoint",
-                        peaks(
-                            "aliasByNode(stats.timers.$prefix.api.$service.*.latency.upper_90, 5)"
-                        ),
+                        by_node(peaks("stats.timers.$prefix.api.$service.*.latency.upper_90"), 5),
                         unit="ms",
                     ),
                     graph(
                         "Remaining quota",
-                        "aliasByNode(stats.gauges.$prefix.api.$service.quota.{remaining,limit}, 5)",
+                        by_node("stats.gauges.$prefix.api.$service.quota.{remaining,limit}", 5),
                         description="Calls left in the API's rate-limit window, and the limit.",
                     ),
                 ],
@@ -77,15 +80,13 @@ def build() -> dict:
                 [
                     graph(
                         "Player updates",
-                        counts(f"aliasByNode({EVENTS}.{{player_updates,player_edits}}, 3)"),
+                        by_node(counts(f"{EVENTS}.{{player_updates,player_edits}}"), 3),
                         description="Players changed by syncs from the game API, and edits "
                         "by managers.",
                     ),
                     graph(
                         "Training recommendations",
-                        counts(
-                            f"aliasByNode({EVENTS}.training_recommendations_{{made,accepted}}, 3)"
-                        ),
+                        by_node(counts(f"{EVENTS}.training_recommendations_{{made,accepted}}"), 3),
                     ),
                 ],
             ),

@@ -2,10 +2,12 @@
 
 from pipeline.dashboards.panels import (
     Row,
+    by_node,
     counts,
     dashboard,
     glob_variable,
     graph,
+    named,
     peaks,
     prefix_variable,
 )
@@ -30,32 +32,33 @@ def build() -> dict:
                 [
                     graph(
                         "CPU by host",
-                        f"aliasByNode({PROCESS}.cpu.percent, 4)",
+                        by_node(f"{PROCESS}.cpu.percent", 4),
                         unit="percent",
                         description="100% is one core busy.",
                     ),
                     graph(
-                        "Memory (RSS) by host",
-                        f"aliasByNode({PROCESS}.memory.rss, 4)",
-                        unit="bytes",
+                        "Memory (RSS) by host", by_node(f"{PROCESS}.memory.rss", 4), unit="bytes"
                     ),
-                    graph("Threads by host", f"aliasByNode({PROCESS}.threads, 4)"),
+                    graph("Threads by host", by_node(f"{PROCESS}.threads", 4)),
                     graph(
                         "Open files by host",
-                        f"aliasByNode({PROCESS}.open_files, 4)",
+                        by_node(f"{PROCESS}.open_files", 4),
                         description="File descriptors, sockets included.",
                     ),
                     graph(
                         "Uptime by host",
-                        f"aliasByNode({PROCESS}.uptime, 4)",
+                        by_node(f"{PROCESS}.uptime", 4),
                         unit="s",
                         description="Drops to zero at a restart.",
                     ),
                     graph(
-                        "Garbage collections",
-                        counts(
-                            "groupByNode(stats_counts.$prefix.process.$host.gc.*.collections, "
-                            "5, 'sum')"
+                        "Garbage collections by generation",
+                        by_node(
+                            counts(
+                                "groupByNode(stats_counts.$prefix.process.$host.gc.*.collections, "
+                                "5, 'sum')"
+                            ),
+                            0,
                         ),
                     ),
                 ],
@@ -65,19 +68,19 @@ def build() -> dict:
                 [
                     graph(
                         "Queries per second by kind, and errors",
-                        f"aliasByNode({DB}.query.*.count_ps, 6)",
-                        "alias(sumSeries(stats.$prefix.db.$db.errors.*), 'errors')",
+                        by_node(f"{DB}.query.*.count_ps", 6),
+                        named("sumSeries(stats.$prefix.db.$db.errors.*)", "errors"),
                         unit="ops",
                         stacked=True,
                     ),
                     graph(
                         "Query time p90 by kind",
-                        peaks(f"aliasByNode({DB}.query.*.upper_90, 6)"),
+                        by_node(peaks(f"{DB}.query.*.upper_90"), 6),
                         unit="ms",
                     ),
                     graph(
                         "Connection pool",
-                        peaks("aliasByNode(stats.gauges.$prefix.db.$db.pool.*, 6)"),
+                        by_node(peaks("stats.gauges.$prefix.db.$db.pool.*"), 6),
                         description="Connections in use, over the pool size (overflow), and "
                         "the pool size, summed over processes.",
                     ),

@@ -5,6 +5,10 @@ Consolidation: when a panel asks for fewer points than the range holds (Grafana 
 unless told otherwise. An average of per-interval counts is no count at all (a day of requests
 zoomed out to 1 h buckets would read "requests per 10 s"), and an average of maxima hides the
 peaks, so counts go through `counts()` (sum) and maxima through `peaks()` (max).
+
+The order matters: a function that combines series (sumSeries, groupByNode) makes new ones that
+average again, and consolidateBy renames what it wraps, so it sits after the combining and
+before the naming: `by_node(counts(groupByNode(...)), 0)`.
 """
 
 from __future__ import annotations
@@ -42,6 +46,15 @@ def counts(target: str) -> str:
 def peaks(target: str) -> str:
     """Maxima (a timer's upper, a level's peak): merged points keep the largest."""
     return f"consolidateBy({target}, 'max')"
+
+
+def by_node(target: str, *nodes: int) -> str:
+    """Name each series by the given nodes of its path (0-based)."""
+    return f"aliasByNode({target}, {', '.join(map(str, nodes))})"
+
+
+def named(target: str, name: str) -> str:
+    return f"alias({target}, '{name}')"
 
 
 def prefix_variable() -> builders.QueryVariable:

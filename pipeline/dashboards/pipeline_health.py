@@ -2,10 +2,12 @@
 
 from pipeline.dashboards.panels import (
     Row,
+    by_node,
     counts,
     dashboard,
     glob_variable,
     graph,
+    named,
     peaks,
 )
 
@@ -26,24 +28,24 @@ def build() -> dict:
                 [
                     graph(
                         "Packets and metrics received",
-                        f"aliasByNode({AGGREGATOR}.{{packets_received,metrics_received}}, 2)",
+                        by_node(f"{AGGREGATOR}.{{packets_received,metrics_received}}", 2),
                         unit="cps",
                     ),
                     graph(
                         "Bad lines",
-                        counts("alias(stats_counts.statsd.bad_lines_seen, 'bad lines')"),
+                        named(counts("stats_counts.statsd.bad_lines_seen"), "bad lines"),
                         description="Lines rejected (malformed, invalid name, oversized...): "
                         "counted and dropped.",
                     ),
                     graph(
                         "Flush time",
-                        peaks(f"alias({AGGREGATOR}.graphiteStats.flush_time, 'write to Carbon')"),
-                        peaks(f"alias({AGGREGATOR}.processing_time, 'compute flush')"),
+                        named(peaks(f"{AGGREGATOR}.graphiteStats.flush_time"), "write to Carbon"),
+                        named(peaks(f"{AGGREGATOR}.processing_time"), "compute flush"),
                         unit="ms",
                     ),
                     graph(
                         "Spool",
-                        peaks("aliasByNode(stats.gauges.statsd.spool.{flushes,bytes}, 4)"),
+                        by_node(peaks("stats.gauges.statsd.spool.{flushes,bytes}"), 4),
                         description="Flushes waiting on disk because Carbon could not take "
                         "them. Written through Carbon too: while Carbon is unreachable this "
                         "graph stops, and the spooled history appears when it is replayed.",
@@ -55,22 +57,19 @@ def build() -> dict:
                 [
                     graph(
                         "Cache size",
-                        peaks(f"aliasByNode({CARBON}.cache.size, 2)"),
+                        by_node(peaks(f"{CARBON}.cache.size"), 2),
                         description="Points received but not yet written to Whisper.",
                     ),
                     graph(
                         "Points per update",
-                        f"aliasByNode({CARBON}.pointsPerUpdate, 2)",
+                        by_node(f"{CARBON}.pointsPerUpdate", 2),
                         description="Points written per Whisper update: high means the "
                         "writer is behind and batching.",
                     ),
-                    graph(
-                        "Series created",
-                        counts(f"aliasByNode({CARBON}.creates, 2)"),
-                    ),
+                    graph("Series created", by_node(counts(f"{CARBON}.creates"), 2)),
                     graph(
                         "Points received and committed",
-                        counts(f"aliasByNode({CARBON}.{{metricsReceived,committedPoints}}, 2, 3)"),
+                        by_node(counts(f"{CARBON}.{{metricsReceived,committedPoints}}"), 2, 3),
                     ),
                 ],
             ),

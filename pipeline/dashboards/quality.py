@@ -2,14 +2,17 @@
 
 from pipeline.dashboards.panels import (
     Row,
+    by_node,
     counts,
     dashboard,
     glob_variable,
     graph,
+    named,
     prefix_variable,
 )
 
 STATUS = "stats_counts.$prefix.http.$endpoint.status"
+SUCCEEDED = f"sumSeries({STATUS}.{{2xx,3xx}}.*)"
 SECURITY = "stats_counts.$prefix.security"
 
 
@@ -28,17 +31,19 @@ def build() -> dict:
                 [
                     graph(
                         "Success ratio (2xx and 3xx share)",
-                        f"alias(asPercent(sumSeries({STATUS}.{{2xx,3xx}}.*), "
-                        f"sumSeries({STATUS}.*.*)), 'success')",
+                        named(f"asPercent({SUCCEEDED}, sumSeries({STATUS}.*.*))", "success"),
                         unit="percent",
                     ),
                     graph(
                         "Exceptions by type, and 5xx responses",
-                        counts(
-                            "groupByNode(stats_counts.$prefix.http.$endpoint.exceptions.*, 5, "
-                            "'sum')"
+                        by_node(
+                            counts(
+                                "groupByNode(stats_counts.$prefix.http.$endpoint.exceptions.*, "
+                                "5, 'sum')"
+                            ),
+                            0,
                         ),
-                        counts(f"alias(sumSeries({STATUS}.5xx.*), '5xx responses')"),
+                        named(counts(f"sumSeries({STATUS}.5xx.*)"), "5xx responses"),
                         description="Exceptions raised while serving (class names only), "
                         "whether or not a handler turned them into an answer.",
                     ),
@@ -49,18 +54,15 @@ def build() -> dict:
                 [
                     graph(
                         "Logins",
-                        counts(f"aliasByNode({SECURITY}.login.*, 4)"),
+                        by_node(counts(f"{SECURITY}.login.*"), 4),
                         description="Succeeded, failed (wrong name or password), blocked "
                         "(account locked).",
                         stacked=True,
                     ),
-                    graph(
-                        "Lockouts",
-                        counts(f"alias({SECURITY}.lockouts, 'accounts locked')"),
-                    ),
+                    graph("Lockouts", named(counts(f"{SECURITY}.lockouts"), "accounts locked")),
                     graph(
                         "Rate limiting by rule",
-                        counts(f"aliasByNode({SECURITY}.rate_limited.*, 4)"),
+                        by_node(counts(f"{SECURITY}.rate_limited.*"), 4),
                         description="Requests refused by the application's own limits.",
                     ),
                 ],

@@ -2,10 +2,12 @@
 
 from pipeline.dashboards.panels import (
     Row,
+    by_node,
     counts,
     dashboard,
     glob_variable,
     graph,
+    named,
     peaks,
     prefix_variable,
 )
@@ -29,26 +31,27 @@ def build() -> dict:
                 [
                     graph(
                         "Request rate by endpoint",
-                        f"aliasByNode({HTTP}.latency.count_ps, 4)",
+                        by_node(f"{HTTP}.latency.count_ps", 4),
                         unit="reqps",
                         stacked=True,
                     ),
                     graph(
                         "Responses by status class",
-                        counts(f"groupByNode({STATUS}.*.*, 5, 'sum')"),
+                        by_node(counts(f"groupByNode({STATUS}.*.*, 5, 'sum')"), 0),
                         description="Responses per flush interval, summed over the endpoints.",
                         stacked=True,
                     ),
                     graph(
                         "Error ratio (5xx share of responses)",
-                        f"alias(asPercent(sumSeries({STATUS}.5xx.*), sumSeries({STATUS}.*.*)), "
-                        "'5xx')",
+                        named(
+                            f"asPercent(sumSeries({STATUS}.5xx.*), sumSeries({STATUS}.*.*))", "5xx"
+                        ),
                         unit="percent",
                         description="Empty while no 5xx has ever been answered.",
                     ),
                     graph(
                         "Requests in flight",
-                        peaks("aliasByNode(stats.gauges.$prefix.http.$endpoint.in_flight, 4)"),
+                        by_node(peaks("stats.gauges.$prefix.http.$endpoint.in_flight"), 4),
                         description="Summed over every process and host; peaks kept when "
                         "zoomed out.",
                     ),
@@ -59,23 +62,23 @@ def build() -> dict:
                 [
                     graph(
                         "Median latency by endpoint",
-                        f"aliasByNode({HTTP}.latency.median, 4)",
+                        by_node(f"{HTTP}.latency.median", 4),
                         unit="ms",
                     ),
                     graph(
                         "p90 latency by endpoint",
-                        peaks(f"aliasByNode({HTTP}.latency.upper_90, 4)"),
+                        by_node(peaks(f"{HTTP}.latency.upper_90"), 4),
                         unit="ms",
                         description="90% of the interval's requests were at most this slow.",
                     ),
                     graph(
                         "Slowest request (upper) by endpoint",
-                        peaks(f"aliasByNode({HTTP}.latency.upper, 4)"),
+                        by_node(peaks(f"{HTTP}.latency.upper"), 4),
                         unit="ms",
                     ),
                     graph(
                         "Response size (mean) by endpoint",
-                        f"aliasByNode({HTTP}.response_bytes.mean, 4)",
+                        by_node(f"{HTTP}.response_bytes.mean", 4),
                         unit="bytes",
                     ),
                 ],

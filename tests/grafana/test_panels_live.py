@@ -1,0 +1,96 @@
+"""Every panel of every dashboard, asked of the live pipeline the way Grafana asks: variables
+resolved through /metrics/find and /metrics/expand, then one POST per panel with each target
+wrapped in aliasSub and the panel's width as maxDataPoints."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+
+from pipeline.dashboards import load_all
+from pipeline.dashboards.panels import WIDTH
+from pipeline.dashboards.templating import panels, resolve
+from pipeline.testing import Grafana
+
+pytestmark = pytest.mark.slow
+PANEL_PIXELS = 1200 * WIDTH // 24  # a half-width panel on a 1200 px wide screen
+
+
+def grafana_view(live):
+    """Grafana's datasource pointed at the live render API, and the range it would ask for."""
+    grafana = Grafana(live.render_url)
+    start, end = int(live.started) - 60, int(time.time()) + 1
+
+    def find(query: str) -> list[str]:
+        status, body = grafana.find_post(query, start, end)
+        assert status == 200, body
+        return [item["text"] for item in body]
+
+    def expand(query: str) -> list[str]:
+        status, body = grafana.expand(query)
+        assert status == 200, body
+        return body["results"]
+
+    return grafana, start, end, find, expand
+
+
+def test_template_variables_resolve_to_the_example_app(live):
+    _, _, _, find, expand = grafana_view(live)
+    models = load_all()
+    service = resolve(models["statsd-metrics-service"], find, expand)
+    assert service["prefix"].options == ["teamapp"]
+    assert {"squad", "sync", "login", "training"} <= set(service["endpoint"].options)
+    assert service["endpoint"].glob == "*"  # "All", allValue
+    infrastructure = resolve(models["statsd-metrics-infrastructure"], find, expand)
+    assert len(infrastructure["host"].options) == 1
+    assert infrastructure["db"].options == ["teamapp"]
+    picked = resolve(
+        models["statsd-metrics-service"], find, expand, {"endpoint": ["sync", "squad"]}
+    )
+    assert picked["endpoint"].glob == "{sync,squad}"
+
+
+@pytest.mark.parametrize("uid", sorted(load_all()))
+def test_every_panel_returns_a_series_with_real_values(live, uid):
+    grafana, start, end, find, expand = grafana_view(live)
+    model = load_all()[uid]
+    queried = panels(model, resolve(model, find, expand))
+    assert queried
+    empty = []
+    for panel in queried:
+        status, body = grafana.dashboard_render(panel.targets, start, end, PANEL_PIXELS)
+        assert status == 200, f"{panel.title}: {body}"
+        # Grafana splits each name on its last space to find the query it belongs to.
+        assert {s["target"].rsplit(" ", 1)[1] for s in body} <= set(panel.targets), panel.title
+        values = [v for s in body for v, _ in s["datapoints"] if v is not None]
+        if not any(math.isfinite(v) for v in values):
+            empty.append(panel.title)
+    assert not empty, f"panels without data in {uid}: {empty}"
+
+
+def _series(grafana, target, start, end, points):
+    status, body = grafana.dashboard_render({"A": target}, start, end, points)
+    assert status == 200, body
+    return [v for s in body for v, _ in s["datapoints"] if v is not None]
+
+
+def test_zoomed_out_counts_keep_their_sum_and_maxima_their_peak(live):
+    """What `consolidateBy` in the dashboards buys: asked for an eighth of the points the range
+    holds, the render API merges eight 1 s points into each; counts must still add up to the
+    same total and a timer's upper must keep its maximum (averaging would divide both)."""
+    grafana, start, end, find, expand = grafana_view(live)
+    model = load_all()["statsd-metrics-service"]
+    by_title = {p.title: p for p in panels(model, resolve(model, find, expand))}
+    coarse_points = (end - start) // 8
+    counts = by_title["Responses by status class"].targets["A"]
+    fine, coarse = (_series(grafana, counts, start, end, n) for n in (100_000, coarse_points))
+    assert len(coarse) <= len(fine) / 4
+    assert sum(coarse) == pytest.approx(sum(fine), rel=0.1)
+    upper = by_title["Slowest request (upper) by endpoint"].targets["A"]
+    fine, coarse = (_series(grafana, upper, start, end, n) for n in (100_000, coarse_points))
+    assert max(coarse) == pytest.approx(max(fine))
+    averaged = upper.replace("consolidateBy(", "").replace(", 'max')", "")
+    assert "consolidateBy" not in averaged
+    assert max(_series(grafana, averaged, start, end, coarse_points)) < max(fine)
