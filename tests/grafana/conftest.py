@@ -93,6 +93,10 @@ class Forwarder:
     def cut(self) -> None:
         with self.lock:
             if self.listener is not None:
+                # shutdown() wakes the thread blocked in accept(); close() alone would not,
+                # and the port would go on accepting.
+                with suppress(OSError):
+                    self.listener.shutdown(socket.SHUT_RDWR)
                 self.listener.close()
                 self.listener = None
             for sock in self.sockets:
@@ -197,6 +201,10 @@ class Users:
         self.stopping.set()
         if self.thread is not None:
             self.thread.join(15)
+            self.thread = None
+
+    def close(self) -> None:
+        self.stop()
         for http in self.sessions:
             http.close()
 
@@ -267,6 +275,9 @@ class Live:
     @property
     def render_url(self) -> str:
         return self.up.render_url
+
+    def users_factory(self) -> Users:
+        return Users(self.app_url)
 
     @property
     def chpp_url(self) -> str:
