@@ -81,6 +81,9 @@ class Listeners:
         return self.udp + extra
 
     def close(self) -> None:
+        if self.unix is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.unix.getsockname())
         for s in [*self.udp, self.tcp, self.unix]:
             if s is not None:
                 s.close()

@@ -194,6 +194,8 @@ def test_tcp_unix_and_ipv6_inputs(start_daemon, sink, tmp_path):
     )
     assert flush.get("stats_counts.tcp") == "7"
     assert (flush["stats_counts.unix"], flush["stats_counts.six"]) == ("5", "6")
+    assert d.stop() == 0
+    assert not os.path.exists(unix_path)  # removed on the way out
 
 
 def test_management_commands_and_http_health(start_daemon, sink):
