@@ -182,14 +182,18 @@ class Receiver:
         self.sockets = sockets
         self.control = control
         self.sequence = seq
-        self.parser = Parser(config)  # configured below
-        self.configure(config)
+        self.parser = Parser(config)
+        self._limits(config)
         self.interval = Interval()
         self.streams: dict[socket.socket, bytes] = {}
         self.selector = selectors.DefaultSelector()
 
     def configure(self, config: Config) -> None:
+        """A reloaded configuration (SIGHUP)."""
         self.parser.configure(config)
+        self._limits(config)
+
+    def _limits(self, config: Config) -> None:
         self.max_line = config.max_line_length
         self.bufsize = config.max_datagram_size + 1  # one more byte reveals an oversized one
         self.batch = BatchReader.create(self.bufsize)
