@@ -1,0 +1,118 @@
+"""Database metrics from SQLAlchemy events: queries by kind, errors, and the connection pool.
+
+`instrument_engine(engine, client, name="main")` listens on the engine and its pool:
+
+* every statement is timed under `db.<name>.query.<kind>`, where kind is the statement's verb
+  (`select`, `insert`, `update`, `delete`, ...; `other` for the rest): never its text, which
+  can hold literals;
+* failed statements count under `db.<name>.errors.<ExceptionType>`;
+* the pool's size, connections checked out and overflow connections are shared gauges
+  (`shared_gauge`), summed over all processes using the database under that name.
+
+Needs SQLAlchemy 2 (`pip install statsd-metrics[sqlalchemy]`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from statsd_metrics.paths import segment
+from statsd_metrics.shared_gauge import SharedGauge
+
+KINDS = frozenset(
+    {
+        "select",
+        "insert",
+        "update",
+        "delete",
+        "begin",
+        "commit",
+        "rollback",
+        "create",
+        "alter",
+        "drop",
+        "with",
+        "pragma",
+        "savepoint",
+        "release",
+    }
+)
+_STARTS = "statsd_metrics.starts"
+_CHECKED_OUT = "statsd_metrics.checked_out"
+
+
+def statement_kind(statement: str) -> str:
+    """The statement's leading verb, lower-cased, if it is a known one; else `other`."""
+    verb = statement.lstrip(" \t\r\n(").split(None, 1)[0:1]
+    kind = verb[0].lower() if verb else ""
+    return kind if kind in KINDS else "other"
+
+
+class EngineMetrics:
+    """The listeners for one engine; kept on the engine so they live as long as it does."""
+
+    def __init__(self, engine: Engine, client, name: str):
+        self.client = client
+        self.base = f"db.{segment(name)}"
+        self.in_use = SharedGauge(client, f"{self.base}.pool.in_use")
+        self.overflow = SharedGauge(client, f"{self.base}.pool.overflow")
+        self.size = SharedGauge(client, f"{self.base}.pool.size")
+        pool = engine.pool
+        size = getattr(pool, "size", None)
+        if callable(size):
+            self.size.set(size())
+        self._query_names = {k: f"{self.base}.query.{k}" for k in (*KINDS, "other")}
+
+        event.listen(engine, "before_cursor_execute", self.before_execute)
+        event.listen(engine, "after_cursor_execute", self.after_execute)
+        event.listen(engine, "handle_error", self.on_error)
+        event.listen(pool, "checkout", self.on_checkout)
+        event.listen(pool, "checkin", self.on_checkin)
+        self._pool = pool
+
+    # -- statements -----------------------------------------------------------------------------
+    def before_execute(self, conn, *_event_args) -> None:
+        conn.info.setdefault(_STARTS, []).append(time.perf_counter())
+
+    def after_execute(self, conn, cursor, statement: str, *_event_args) -> None:
+        starts = conn.info.get(_STARTS)
+        if starts:
+            elapsed_ms = (time.perf_counter() - starts.pop()) * 1000.0
+            self.client.timing(self._query_names[statement_kind(statement)], elapsed_ms)
+
+    def on_error(self, context: Any) -> None:
+        conn = context.connection
+        starts = conn.info.get(_STARTS) if conn is not None and not conn.closed else None
+        if starts:
+            starts.pop()
+        exc = context.sqlalchemy_exception or context.original_exception
+        self.client.incr(f"{self.base}.errors.{segment(type(exc).__name__)}")
+
+    # -- pool -----------------------------------------------------------------------------------
+    def _overflow(self) -> int:
+        overflow = getattr(self._pool, "overflow", None)
+        return max(0, overflow()) if callable(overflow) else 0
+
+    def on_checkout(self, dbapi_conn, record, proxy) -> None:
+        record.info[_CHECKED_OUT] = True
+        self.in_use.add(1)
+        self.overflow.set(self._overflow())
+
+    def on_checkin(self, dbapi_conn, record) -> None:
+        if record is not None and record.info.pop(_CHECKED_OUT, False):
+            self.in_use.add(-1)
+        self.overflow.set(self._overflow())
+
+
+def instrument_engine(engine: Engine, client=None, *, name: str = "main") -> EngineMetrics:
+    """Send `engine`'s query, error and pool metrics under `db.<name>.*` (once per engine)."""
+    existing = engine.__dict__.get("_statsd_metrics")
+    if existing is not None:
+        return existing
+    metrics = EngineMetrics(engine, client, name)
+    engine.__dict__["_statsd_metrics"] = metrics
+    return metrics
