@@ -63,17 +63,17 @@ class _Route:
 
     __slots__ = (
         "base",
-        "client",
         "excluded",
         "in_flight",
         "latency",
         "request_bytes",
         "response_bytes",
+        "rule",
         "statuses",
     )
 
-    def __init__(self, client, key: str, excluded: bool):
-        self.client = client
+    def __init__(self, client, rule: Rule | None, key: str, excluded: bool):
+        self.rule = rule  # kept alive: routes are looked up by id(rule)
         self.excluded = excluded
         self.base = f"http.{key}"
         self.latency = f"{self.base}.latency"
@@ -119,18 +119,19 @@ class AppMetrics:
 
     client: Any
     settings: _Settings
-    routes: dict[Rule | None, _Route] = field(default_factory=dict)
+    # By id(): rules compare by value and are unhashable; each _Route keeps its rule alive.
+    routes: dict[int, _Route] = field(default_factory=dict)
 
     def route(self, rule: Rule | None) -> _Route:
-        found = self.routes.get(rule)
+        found = self.routes.get(id(rule))
         if found is None:
-            found = self.routes[rule] = self._new_route(rule)
+            found = self.routes[id(rule)] = self._new_route(rule)
         return found
 
     def _new_route(self, rule: Rule | None) -> _Route:
         s = self.settings
         if rule is None:
-            return _Route(self.client, s.unmatched, excluded=False)
+            return _Route(self.client, None, s.unmatched, excluded=False)
         endpoint = rule.endpoint or ""
         blueprint_view = endpoint.rpartition(".")[2]  # a blueprint's "static" is static too
         excluded = (
@@ -139,7 +140,7 @@ class AppMetrics:
             or rule.rule in s.exclude_rules
         )
         key = segment(endpoint if s.key == "endpoint" else rule.rule, fallback="root")
-        return _Route(self.client, key, excluded)
+        return _Route(self.client, rule, key, excluded)
 
     # -- request hooks: kept small, they run on every request ---------------------------------
     def before(self) -> None:

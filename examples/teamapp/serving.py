@@ -6,6 +6,7 @@ parent can ask for port 0 and learn the real port without racing for a free one.
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -20,6 +21,7 @@ READY = "READY"
 
 
 def _server(app, port: int) -> BaseWSGIServer:
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     return make_server(LOOPBACK, port, app, threaded=True)
 
 
