@@ -10,11 +10,10 @@ send nothing at all.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 
 from statsd_metrics.paths import segment
-from statsd_metrics.privacy import DAY, UserHasher
+from statsd_metrics.privacy import DAY, UserHasher, wall_clock
 
 ACTIVE = "users.active"
 DAILY_ACTIVE = "users.daily_active"
@@ -28,12 +27,12 @@ class BusinessMetrics:
         client=None,
         *,
         hasher: UserHasher | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         max_daily_users: int = 1_000_000,
     ):
         self.client = client
         self.hasher = hasher or UserHasher(None, clock=clock)
-        self.clock = clock
+        self.clock = clock or wall_clock
         self.max_daily_users = max_daily_users
         self._lock = threading.Lock()
         self._day = -1

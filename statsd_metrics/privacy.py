@@ -35,6 +35,11 @@ DAY = 86_400.0
 _CONTEXT = b"statsd-metrics/user-pseudonym/v1/"
 
 
+def wall_clock() -> float:
+    """`time.time()`, looked up at each call (so that freezegun and friends can stand in)."""
+    return time.time()
+
+
 class UserHasher:
     """Turns user ids into rotating, keyed pseudonyms (16 hex characters)."""
 
@@ -43,7 +48,7 @@ class UserHasher:
         secret: str | bytes | None,
         *,
         rotation: float = DAY,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ):
         if rotation <= 0:
             raise ValueError(f"rotation must be a positive number of seconds, not {rotation!r}")
@@ -55,12 +60,12 @@ class UserHasher:
             secret = secrets.token_bytes(32)
         self._secret = secret.encode() if isinstance(secret, str) else bytes(secret)
         self.rotation = float(rotation)
-        self.clock = clock
+        self.clock = clock or wall_clock
         self._current: tuple[int, bytes] = (-1, b"")
 
     @classmethod
     def from_config(
-        cls, config: Mapping[str, Any], *, clock: Callable[[], float] = time.time
+        cls, config: Mapping[str, Any], *, clock: Callable[[], float] | None = None
     ) -> UserHasher:
         """Built from `STATSD_METRICS_USER_HASH_SECRET` and `..._ROTATION` (seconds)."""
         return cls(
