@@ -12,6 +12,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from statsd_metrics.binding import ClientBinding
+from statsd_metrics.client import Client
 from statsd_metrics.paths import segment
 from statsd_metrics.privacy import DAY, UserHasher, wall_clock
 
@@ -19,18 +21,18 @@ ACTIVE = "users.active"
 DAILY_ACTIVE = "users.daily_active"
 
 
-class BusinessMetrics:
+class BusinessMetrics(ClientBinding):
     """`<prefix>.features.*`, `<prefix>.events.*`, `<prefix>.users.*`: see docs/metrics.md."""
 
     def __init__(
         self,
-        client=None,
+        client: Client | None = None,
         *,
         hasher: UserHasher | None = None,
         clock: Callable[[], float] | None = None,
         max_daily_users: int = 1_000_000,
     ):
-        self.client = client
+        super().__init__(client)
         self.hasher = hasher or UserHasher(None, clock=clock)
         self.clock = clock or wall_clock
         self.max_daily_users = max_daily_users

@@ -20,6 +20,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from statsd_metrics.binding import ClientBinding
+from statsd_metrics.client import Client
 from statsd_metrics.paths import segment
 from statsd_metrics.shared_gauge import SharedGauge
 
@@ -52,27 +54,26 @@ def statement_kind(statement: str) -> str:
     return kind if kind in KINDS else "other"
 
 
-class EngineMetrics:
+class EngineMetrics(ClientBinding):
     """The listeners for one engine; kept on the engine so they live as long as it does."""
 
-    def __init__(self, engine: Engine, client, name: str):
-        self.client = client
+    def __init__(self, engine: Engine, client: Client | None, name: str):
+        super().__init__(client)
         self.base = f"db.{segment(name)}"
         self.in_use = SharedGauge(client, f"{self.base}.pool.in_use")
         self.overflow = SharedGauge(client, f"{self.base}.pool.overflow")
         self.size = SharedGauge(client, f"{self.base}.pool.size")
-        pool = engine.pool
-        size = getattr(pool, "size", None)
-        if callable(size):
-            self.size.set(size())
+        size = getattr(engine.pool, "size", None)  # None for pools without a fixed size
+        self._size: int | None = size() if callable(size) else None
+        if self._size is not None:
+            self.size.set(self._size)
         self._query_names = {k: f"{self.base}.query.{k}" for k in (*KINDS, "other")}
 
         event.listen(engine, "before_cursor_execute", self.before_execute)
         event.listen(engine, "after_cursor_execute", self.after_execute)
         event.listen(engine, "handle_error", self.on_error)
-        event.listen(pool, "checkout", self.on_checkout)
-        event.listen(pool, "checkin", self.on_checkin)
-        self._pool = pool
+        event.listen(engine.pool, "checkout", self.on_checkout)
+        event.listen(engine.pool, "checkin", self.on_checkin)
 
     # -- statements -----------------------------------------------------------------------------
     def before_execute(self, conn, *_event_args) -> None:
@@ -93,22 +94,26 @@ class EngineMetrics:
         self.client.incr(f"{self.base}.errors.{segment(type(exc).__name__)}")
 
     # -- pool -----------------------------------------------------------------------------------
-    def _overflow(self) -> int:
-        overflow = getattr(self._pool, "overflow", None)
-        return max(0, overflow()) if callable(overflow) else 0
+    # Overflow is derived from our own count: at "checkin" the pool has not yet closed the
+    # surplus connection, so its own overflow() is one behind.
+    def _update_overflow(self) -> None:
+        if self._size is not None:
+            self.overflow.set(max(0, self.in_use.value - self._size))
 
     def on_checkout(self, dbapi_conn, record, proxy) -> None:
         record.info[_CHECKED_OUT] = True
         self.in_use.add(1)
-        self.overflow.set(self._overflow())
+        self._update_overflow()
 
     def on_checkin(self, dbapi_conn, record) -> None:
         if record is not None and record.info.pop(_CHECKED_OUT, False):
             self.in_use.add(-1)
-        self.overflow.set(self._overflow())
+            self._update_overflow()
 
 
-def instrument_engine(engine: Engine, client=None, *, name: str = "main") -> EngineMetrics:
+def instrument_engine(
+    engine: Engine, client: Client | None = None, *, name: str = "main"
+) -> EngineMetrics:
     """Send `engine`'s query, error and pool metrics under `db.<name>.*` (once per engine)."""
     existing = engine.__dict__.get("_statsd_metrics")
     if existing is not None:

@@ -21,6 +21,8 @@ from collections.abc import Callable
 
 import requests
 
+from statsd_metrics.binding import ClientBinding
+from statsd_metrics.client import Client
 from statsd_metrics.paths import segment
 
 OUTCOMES = (
@@ -62,16 +64,16 @@ def _header_int(response: requests.Response, header: str | None) -> int | None:
         return None
 
 
-class SessionMetrics:
+class SessionMetrics(ClientBinding):
     def __init__(
         self,
-        client,
+        client: Client | None,
         service: str,
         endpoint: Callable[[requests.PreparedRequest], str],
         remaining_header: str | None,
         limit_header: str | None,
     ):
-        self.client = client
+        super().__init__(client)
         self.base = f"api.{segment(service)}"
         self.endpoint = endpoint
         self.remaining_header = remaining_header
@@ -130,7 +132,7 @@ class SessionMetrics:
 
 def instrument_session(
     session: requests.Session,
-    client=None,
+    client: Client | None = None,
     *,
     service: str,
     endpoint: Callable[[requests.PreparedRequest], str] = by_method,

@@ -19,6 +19,8 @@ from collections.abc import Callable
 
 import psutil
 
+from statsd_metrics.binding import ClientBinding
+from statsd_metrics.client import Client
 from statsd_metrics.paths import segment
 
 log = logging.getLogger(__name__)
@@ -28,12 +30,12 @@ def default_host() -> str:
     return segment(socket.gethostname().split(".")[0], fallback="localhost")
 
 
-class ProcessCollector:
+class ProcessCollector(ClientBinding):
     """Samples every `interval` seconds from a daemon thread; `collect()` takes one sample."""
 
     def __init__(
         self,
-        client=None,
+        client: Client | None = None,
         *,
         interval: float = 10.0,
         host: str | None = None,
@@ -41,7 +43,7 @@ class ProcessCollector:
         process: psutil.Process | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self.client = client
+        super().__init__(client)
         self.interval = interval
         self.children = children
         self.root = process or psutil.Process()

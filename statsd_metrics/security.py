@@ -6,14 +6,12 @@ Counters only: how often, never who. A rate-limit rule is named by the applicati
 
 from __future__ import annotations
 
+from statsd_metrics.binding import ClientBinding
 from statsd_metrics.paths import segment
 
 
-class SecurityMetrics:
+class SecurityMetrics(ClientBinding):
     """`<prefix>.security.*`: see docs/metrics.md."""
-
-    def __init__(self, client=None):
-        self.client = client
 
     def login_succeeded(self) -> None:
         self.client.incr("security.login.succeeded")

@@ -18,12 +18,15 @@ import os
 import threading
 import weakref
 
+from statsd_metrics.binding import ClientBinding
+from statsd_metrics.client import Client
+
 _live: weakref.WeakSet[SharedGauge] = weakref.WeakSet()
 
 
-class SharedGauge:
-    def __init__(self, client, name: str):
-        self.client = client
+class SharedGauge(ClientBinding):
+    def __init__(self, client: Client | None, name: str):
+        super().__init__(client)
         self.name = name
         self.value = 0  # this process's contribution
         self._lock = threading.Lock()
