@@ -100,13 +100,17 @@ class EngineMetrics(ClientBinding):
         if self._size is not None:
             self.overflow.set(max(0, self.in_use.value - self._size))
 
+    # Checkouts are counted on the connection record: a checkin of a connection checked out
+    # before instrumentation is not ours to count, and StaticPool hands one record out many
+    # times at once.
     def on_checkout(self, dbapi_conn, record, proxy) -> None:
-        record.info[_CHECKED_OUT] = True
+        record.info[_CHECKED_OUT] = record.info.get(_CHECKED_OUT, 0) + 1
         self.in_use.add(1)
         self._update_overflow()
 
     def on_checkin(self, dbapi_conn, record) -> None:
-        if record is not None and record.info.pop(_CHECKED_OUT, False):
+        if record is not None and record.info.get(_CHECKED_OUT, 0) > 0:
+            record.info[_CHECKED_OUT] -= 1
             self.in_use.add(-1)
             self._update_overflow()
 

@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     "CHPP_CONSUMER_KEY": "teamapp-demo",
     "CHPP_RETRIES": 2,
     "DEMO_USERS": 20,
+    "DEMO_USER_ID_BASE": 0,  # tests pick distinctive ids, to look for them on the wire
     # Cheap hashing for seeded demo accounts only; a real deployment keeps werkzeug's default.
     "PASSWORD_HASH_METHOD": "pbkdf2:sha256:10000",
     "LOCKOUT_ATTEMPTS": 5,
@@ -83,11 +84,12 @@ def demo_user(n: int) -> dict[str, Any]:
     }
 
 
-def seed_users(db: Session, count: int, method: str) -> None:
+def seed_users(db: Session, count: int, method: str, id_base: int = 0) -> None:
     for n in range(1, count + 1):
         u = demo_user(n)
         db.add(
             User(
+                id=id_base + n,
                 username=u["username"],
                 email=u["email"],
                 team_id=u["team_id"],
@@ -113,7 +115,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     sessions = init_db(engine)
     with sessions() as db:
         if db.scalar(select(User.id).limit(1)) is None:
-            seed_users(db, app.config["DEMO_USERS"], app.config["PASSWORD_HASH_METHOD"])
+            seed_users(db, app.config["DEMO_USERS"], app.config["PASSWORD_HASH_METHOD"],
+                       app.config["DEMO_USER_ID_BASE"])  # fmt: skip
     chpp = ChppClient(
         app.config["CHPP_URL"], app.config["CHPP_CONSUMER_KEY"], retries=app.config["CHPP_RETRIES"]
     )

@@ -33,22 +33,35 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextmanager
-def child(module: str, *args: str, timeout: float = 30.0) -> Iterator[str]:
-    """Run `python -m module args` until the block ends; yields the URL it announces."""
+def child(module: str, *args: str, log_dir: Path, timeout: float = 30.0) -> Iterator[str]:
+    """Run `python -m module args` until the block ends; yields the URL it announces.
+
+    Its stderr (tracebacks of the errors the traffic provokes, on purpose) goes to a log file
+    in `log_dir`, quoted if the child fails to start.
+    """
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", module, *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
+    log = log_dir / f"{module.rpartition('.')[2]}.log"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
     try:
-        yield _wait_ready(proc, module, timeout)
+        try:
+            url = _wait_ready(proc, module, timeout)
+        except RuntimeError as exc:
+            stop_process(proc)
+            tail = "".join(log.read_text().splitlines(keepends=True)[-20:])
+            raise RuntimeError(f"{exc}; its last log lines:\n{tail}") from None
+        yield url
     finally:
         stop_process(proc)
 
@@ -85,6 +98,7 @@ def stop_process(proc: subprocess.Popen, grace: float = 10.0) -> None:
 def run(args: argparse.Namespace, stop: threading.Event) -> None:
     with ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="teamapp-"))
+        logs = Path(tmp)
         chpp_url = stack.enter_context(
             child(
                 "examples.teamapp.chpp_sim",
@@ -94,6 +108,7 @@ def run(args: argparse.Namespace, stop: threading.Event) -> None:
                 str(args.chpp_rate_limit),
                 "--window",
                 "10",
+                log_dir=logs,
             )
         )
         app_url = stack.enter_context(
@@ -117,6 +132,7 @@ def run(args: argparse.Namespace, stop: threading.Event) -> None:
                 str(max(5.0, args.day / 10)),
                 "--process-interval",
                 str(args.process_interval),
+                log_dir=logs,
             )
         )
         print(
@@ -154,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--day", type=float, default=300.0, help="seconds per simulated day")
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--peak-visits", type=float, default=4.0)
-    parser.add_argument("--chpp-rate-limit", type=int, default=60, help="CHPP calls per 10 s")
+    parser.add_argument("--chpp-rate-limit", type=int, default=20, help="CHPP calls per 10 s")
     parser.add_argument("--process-interval", type=float, default=10.0)
     parser.add_argument("--calm", action="store_true", help="no error bursts or rate-limit storms")
     args = parser.parse_args(argv)

@@ -206,7 +206,7 @@ class TrafficGenerator:
         start = time.monotonic()
         self._deadline = start + plan.duration
         # Scheduled incidents, as fractions of the day.
-        incidents: list[tuple[float, str]] = [(0.35, "credential_stuffing")]
+        incidents: list[tuple[float, str]] = [(0.2, "scanner"), (0.35, "credential_stuffing")]
         if plan.error_burst:
             incidents.append((0.55, "error_burst"))
         if plan.rate_limit_storm:
