@@ -7,7 +7,8 @@
   can hold literals;
 * failed statements count under `db.<name>.errors.<ExceptionType>`;
 * the pool's size, connections checked out and overflow connections are shared gauges
-  (`shared_gauge`), summed over all processes using the database under that name.
+  (`shared_gauge`), summed over all processes using the database under that name; only for
+  pools of a fixed size (QueuePool, SQLAlchemy's default for most databases).
 
 Needs SQLAlchemy 2 (`pip install statsd-metrics[sqlalchemy]`).
 """
@@ -72,8 +73,11 @@ class EngineMetrics(ClientBinding):
         event.listen(engine, "before_cursor_execute", self.before_execute)
         event.listen(engine, "after_cursor_execute", self.after_execute)
         event.listen(engine, "handle_error", self.on_error)
-        event.listen(engine.pool, "checkout", self.on_checkout)
-        event.listen(engine.pool, "checkin", self.on_checkin)
+        if self._size is not None:
+            # Only pools of a fixed size hand each connection to one user at a time; StaticPool
+            # shares one, NullPool keeps none: "in use" means nothing there.
+            event.listen(engine.pool, "checkout", self.on_checkout)
+            event.listen(engine.pool, "checkin", self.on_checkin)
 
     # -- statements -----------------------------------------------------------------------------
     def before_execute(self, conn, *_event_args) -> None:
@@ -98,19 +102,17 @@ class EngineMetrics(ClientBinding):
     # surplus connection, so its own overflow() is one behind.
     def _update_overflow(self) -> None:
         if self._size is not None:
-            self.overflow.set(max(0, self.in_use.value - self._size))
+            self.overflow.set(max(0, self.in_use.level - self._size))
 
-    # Checkouts are counted on the connection record: a checkin of a connection checked out
-    # before instrumentation is not ours to count, and StaticPool hands one record out many
-    # times at once.
+    # The checkout is marked on the connection record: the checkin of a connection checked
+    # out before the engine was instrumented is not ours to count.
     def on_checkout(self, dbapi_conn, record, proxy) -> None:
-        record.info[_CHECKED_OUT] = record.info.get(_CHECKED_OUT, 0) + 1
+        record.info[_CHECKED_OUT] = True
         self.in_use.add(1)
         self._update_overflow()
 
     def on_checkin(self, dbapi_conn, record) -> None:
-        if record is not None and record.info.get(_CHECKED_OUT, 0) > 0:
-            record.info[_CHECKED_OUT] -= 1
+        if record is not None and record.info.pop(_CHECKED_OUT, False):
             self.in_use.add(-1)
             self._update_overflow()
 

@@ -7,7 +7,8 @@ Every request is keyed by its route (the endpoint name, or the URL rule's templa
 route, and URLs that match no route all fall into one `unmatched` bucket. Health checks and
 static files are left out by default. Names, all under `<prefix>.http.<route>.` (docs/metrics.md):
 
-    latency                 timer, ms, from the first before_request hook to the last teardown
+    latency                 timer, ms, from Flask receiving the request to its answer (status
+                            and headers; a streamed body is not waited for)
     status.<class>.<code>   counter, e.g. status.2xx.200, status.5xx.503
     in_flight               shared gauge: requests being served now, over all processes
     request_bytes           timer, bytes, requests that carry a body
@@ -40,7 +41,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, current_app, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 
@@ -62,9 +63,9 @@ DEFAULTS: dict[str, Any] = {
     "STATSD_METRICS_UNMATCHED": "unmatched",
 }  # fmt: skip
 # Per-request state, kept in the WSGI environ (it lives exactly as long as the request).
-_STATE = "statsd_metrics.request"  # (route, start), set by before_request
-_STATUS = "statsd_metrics.status"  # (status code, response length), set by after_request
-_RAISED = "statsd_metrics.raised"  # the exception already counted for this request
+_ROUTE = "statsd_metrics.route"  # the request's _Route, set as Flask preprocesses it
+_RAISED = "statsd_metrics.raised"  # the first exception raised while serving it
+_CONTENT_LENGTH = ("Content-Length", "content-length")
 
 
 class _Route:
@@ -81,12 +82,12 @@ class _Route:
         self.request_bytes = f"{self.base}.request_bytes"
         self.response_bytes = f"{self.base}.response_bytes"
         self.in_flight = SharedGauge(client, f"{self.base}.in_flight")
-        self.statuses: dict[int, str] = {}
+        self.statuses: dict[str, str] = {}  # "404" -> its counter's name
 
-    def status(self, code: int) -> str:
+    def status(self, code: str) -> str:
         name = self.statuses.get(code)
         if name is None:
-            name = self.statuses[code] = f"{self.base}.status.{code // 100}xx.{code}"
+            name = self.statuses[code] = f"{self.base}.status.{code[0]}xx.{code}"
         return name
 
 
@@ -150,60 +151,85 @@ class AppMetrics(ClientBinding):
             self._failed = True
             log.exception("statsd_metrics.flask: a request hook failed (logged once)")
 
-    # -- request hooks: kept small, they run on every request ---------------------------------
-    def before(self) -> None:
-        try:
-            route = self.route(request.url_rule)
-            if not route.excluded:
-                request.environ[_STATE] = (route, time.perf_counter())
-                route.in_flight.add(1)
-        except Exception:
-            self._hook_failed()
+    # -- per request: kept small, this runs on every request ---------------------------------
+    def wrap_preprocess(self, preprocess: Callable[[], Any]) -> Callable[[], Any]:
+        """Around `Flask.preprocess_request`, which runs the before_request hooks once the URL
+        is matched: the route is known, the request counts as in flight. Wrapping it, rather
+        than adding a hook, runs first whatever the hooks do and skips Flask's per-hook
+        dispatch cost."""
 
-    def after(self, response: Response) -> Response:
-        try:
-            environ = request.environ
-            if _STATE in environ:
-                environ[_STATUS] = (response.status_code, _length(response))
-        except Exception:
-            self._hook_failed()
-        return response
+        routes = self.routes
 
-    def teardown(self, exc: BaseException | None) -> None:
+        def preprocess_request() -> Any:
+            try:
+                req = request._get_current_object()  # one proxy lookup, not one per attribute
+                rule = req.url_rule
+                route = routes.get(id(rule)) or self.route(rule)
+                if not route.excluded:
+                    req.environ[_ROUTE] = route
+                    route.in_flight.add(1)
+            except Exception:
+                self._hook_failed()
+            return preprocess()
+
+        return preprocess_request
+
+    def wrap_wsgi(self, wsgi_app: Callable) -> Callable:
+        """Around Flask's WSGI app: the clock, the status and the size, with no more hooks."""
+        clock = time.perf_counter
+        finish = self.finish
+
+        def statsd_metrics_wsgi(environ: dict, start_response: Callable) -> Iterable[bytes]:
+            start = clock()
+            answer = _Answer(start_response)
+            try:
+                body = wsgi_app(environ, answer)
+            except BaseException as exc:  # propagated out of Flask (debug, testing)
+                finish(environ, start, None, (), exc)
+                raise
+            if _ROUTE in environ:  # else excluded: nothing to do
+                finish(environ, start, answer.status, answer.headers, None)
+            return body
+
+        return statsd_metrics_wsgi
+
+    def finish(self, environ: dict, start: float, status: str | None, headers: Iterable,
+               exc: BaseException | None) -> None:  # fmt: skip
         try:
-            environ = request.environ
-            state = environ.pop(_STATE, None)
-            if state is None:
-                return
-            route, start = state
+            route = environ.pop(_ROUTE, None)
+            if route is None:
+                return  # excluded, or Flask never reached preprocessing
             client = self.client
             client.timing(route.latency, (time.perf_counter() - start) * 1000.0)
-            # No status when the exception propagated out of Flask (debug, testing): the
-            # server answers 500.
-            code, length = environ.pop(_STATUS, (500, None))
-            client.incr(route.status(code))
-            size = request.content_length
-            if size:
-                client.timing(route.request_bytes, size)
-            if length is not None:
-                client.timing(route.response_bytes, length)
+            # No status when the exception propagated out of Flask: the server answers 500.
+            code = status[:3] if status else "500"
+            client.incr(route.statuses.get(code) or route.status(code))
+            size = environ.get("CONTENT_LENGTH")
+            if size and size != "0" and size.isdigit():
+                client.timing(route.request_bytes, int(size))
+            for name, value in headers:
+                if name in _CONTENT_LENGTH:
+                    if value.isdigit():
+                        client.timing(route.response_bytes, int(value))
+                    break
             raised = environ.pop(_RAISED, None)
-            if raised is not None or (exc is not None and not isinstance(exc, HTTPException)):
-                name = type(raised if raised is not None else exc).__name__
-                client.incr(f"{route.base}.exceptions.{segment(name)}")
+            if raised is None and exc is not None and not isinstance(exc, HTTPException):
+                raised = exc
+            if raised is not None:
+                client.incr(f"{route.base}.exceptions.{segment(type(raised).__name__)}")
             route.in_flight.add(-1)
         except Exception:
             self._hook_failed()
 
     def wrap_exception_handler(self, handle: Callable[[Exception], Any]) -> Callable:
         """Note each exception before Flask's error handlers see it (they may turn it into an
-        ordinary response, and then teardown never hears of it)."""
+        ordinary response, and then nothing else would tell)."""
 
         def handle_user_exception(e: Exception) -> Any:
             if not isinstance(e, HTTPException):
                 try:
                     environ = request.environ
-                    if _STATE in environ:
+                    if _ROUTE in environ:
                         environ.setdefault(_RAISED, e)
                 except Exception:
                     self._hook_failed()
@@ -212,11 +238,21 @@ class AppMetrics(ClientBinding):
         return handle_user_exception
 
 
-def _length(response: Response) -> int | None:
-    length = response.content_length
-    if length is None and not response.is_streamed:
-        length = response.calculate_content_length()
-    return length
+class _Answer:
+    """WSGI start_response that remembers the status and headers Flask answers with."""
+
+    __slots__ = ("headers", "start_response", "status")
+
+    def __init__(self, start_response: Callable):
+        self.start_response = start_response
+        self.status: str | None = None
+        self.headers: Iterable = ()
+
+    def __call__(self, status: str, headers: list, exc_info: Any = None) -> Any:
+        self.status, self.headers = status, headers
+        if exc_info is None:
+            return self.start_response(status, headers)
+        return self.start_response(status, headers, exc_info)
 
 
 def client_from_config(config: Mapping[str, Any]) -> Client | None:
@@ -245,10 +281,8 @@ class StatsdMetrics:
         self._app_metrics = metrics
         if not app.config["STATSD_METRICS_ENABLED"]:
             return
-        # First in line, so that a hook that answers early (a redirect to login) is still timed.
-        app.before_request_funcs.setdefault(None, []).insert(0, metrics.before)
-        app.after_request(metrics.after)
-        app.teardown_request(metrics.teardown)
+        app.preprocess_request = metrics.wrap_preprocess(app.preprocess_request)  # type: ignore[method-assign]
+        app.wsgi_app = metrics.wrap_wsgi(app.wsgi_app)  # type: ignore[method-assign]
         app.handle_user_exception = metrics.wrap_exception_handler(app.handle_user_exception)  # type: ignore[method-assign]
 
     @property

@@ -3,8 +3,9 @@
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.pool import QueuePool
+from sqlalchemy.pool import QueuePool, StaticPool
 
+from statsd_metrics import shared_gauge
 from statsd_metrics.db import instrument_engine, statement_kind
 
 
@@ -68,17 +69,32 @@ def test_errors_are_counted_by_type(engine, client, statsd_recorder):
 
 def test_pool_in_use_overflow_and_size(engine, client, statsd_recorder):
     metrics = instrument_engine(engine, client, name="main")
-    statsd_recorder.assert_gauge("app.db.main.pool.size", 2, delta=True)
     conns = [engine.connect() for _ in range(3)]  # two from the pool, one overflow
-    assert metrics.in_use.value == 3
-    assert metrics.overflow.value == 1
+    assert (metrics.in_use.level, metrics.overflow.level, metrics.size.level) == (3, 1, 2)
+    shared_gauge.report_all()
+    statsd_recorder.assert_gauge("app.db.main.pool.size", 2, delta=True)
+    statsd_recorder.assert_gauge("app.db.main.pool.in_use", 3, delta=True)
+    statsd_recorder.assert_gauge("app.db.main.pool.overflow", 1, delta=True)
     for conn in conns:
         conn.close()
-    assert metrics.in_use.value == 0
-    assert metrics.overflow.value == 0
-    in_use = [m.value for m in statsd_recorder.filter("app.db.main.pool.in_use")]
-    assert in_use == [1, 1, 1, -1, -1, -1]
-    assert sum(m.value for m in statsd_recorder.filter("app.db.main.pool.overflow")) == 0
+    assert (metrics.in_use.level, metrics.overflow.level) == (0, 0)
+    shared_gauge.report_all()
+    statsd_recorder.assert_gauge("app.db.main.pool.in_use", -3, delta=True)
+    statsd_recorder.assert_gauge("app.db.main.pool.overflow", -1, delta=True)
+
+
+def test_pools_without_a_fixed_size_report_no_pool_levels(client, statsd_recorder):
+    engine = create_engine("sqlite://", poolclass=StaticPool)  # one connection, shared
+    metrics = instrument_engine(engine, client, name="mem")
+    a, b = engine.connect(), engine.connect()
+    a.close()
+    b.close()
+    shared_gauge.report_all()
+    assert metrics.in_use.level == 0
+    assert not [n for n in statsd_recorder.names() if ".pool." in n]
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    statsd_recorder.assert_timing("app.db.mem.query.select")  # queries are still timed
 
 
 def test_instrumenting_twice_changes_nothing(engine, client, statsd_recorder):
