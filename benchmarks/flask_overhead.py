@@ -138,6 +138,17 @@ def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
             proc.wait()
 
 
+def gunicorn_worker(master: subprocess.Popen, timeout: float) -> int:
+    """The worker's PID (the master listens before it forks its worker)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        children = psutil.Process(master.pid).children()
+        if children:
+            return children[0].pid
+        time.sleep(0.1)
+    raise RuntimeError("gunicorn started no worker")
+
+
 def worker_cpu(master: subprocess.Popen) -> float:
     """CPU seconds used so far by the gunicorn worker (the master only supervises)."""
     return sum(sum(child.cpu_times()[:2]) for child in psutil.Process(master.pid).children())
@@ -167,14 +178,16 @@ def callgrind_per_request(metrics: bool, sink_port: int) -> float:
             valgrind = ["valgrind", "--tool=callgrind", "--trace-children=yes",
                         f"--callgrind-out-file={out}.%p"]  # fmt: skip
             proc = start_gunicorn(metrics, port, sink_port, "sync", timeout=120.0, wrapper=valgrind)
-            worker = psutil.Process(proc.pid).children()[0].pid
-            request = b"GET /items/%d HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
-            for i in range(requests):
-                with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
-                    conn.sendall(request % i)
-                    while conn.recv(65536):
-                        pass
-            stop(proc, grace=120)
+            try:
+                worker = gunicorn_worker(proc, timeout=120.0)
+                request = b"GET /items/%d HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+                for i in range(requests):
+                    with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
+                        conn.sendall(request % i)
+                        while conn.recv(65536):
+                            pass
+            finally:
+                stop(proc, grace=120)
             text = Path(f"{out}.{worker}").read_text()
             totals.append(int(re.search(r"^(?:summary|totals): (\d+)", text, re.M).group(1)))
     return (totals[1] - totals[0]) / 300
