@@ -1,0 +1,234 @@
+"""`Timer` and `Counted`: each one a decorator and a context manager alike.
+
+As a decorator, all per-call state lives in the wrapper's local variables, so one decorated
+function is safe under any number of threads and under recursion. Plain functions, methods,
+class/static methods, coroutine functions (the awaited work is timed, not the creation of the
+coroutine), generators and async generators (from the first step to exhaustion or close) are
+all wrapped in kind, with `functools.wraps`, so signature and docstring are kept.
+
+As a context manager an instrument keeps a stack of start tokens, so re-entering the same object
+nests correctly; for blocks running concurrently in several threads, use one object per block
+(`with client.timed("x"):` creates one each time).
+
+An instrument is bound to a client, or to a function that returns one (`get_client`), which is
+then called on every use: that is what lets the module-level `statsd_metrics.timed` decorate
+functions at import time, before `configure()`.
+
+Nothing here raises into the application: the metric methods never raise, and the wrapped
+function's own exceptions pass through untouched. (That is where `statsd`'s Timer could not
+serve: its `stop()` raises when misused, and it times a generator's creation, not its run.)
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .wire import TagsArg
+
+logger = logging.getLogger("statsd_metrics")
+
+Target = "Client | Callable[[], Client]"
+Enter = Callable[[], Any]
+Leave = Callable[[Any, BaseException | None], None]
+
+
+def default_name(func: Callable) -> str:
+    """`<module>.<qualified name>`, without the `<locals>` of nested functions."""
+    module = getattr(func, "__module__", None) or "unknown"
+    qualname = getattr(func, "__qualname__", None) or getattr(func, "__name__", "function")
+    return f"{module}.{qualname}".replace("<locals>.", "")
+
+
+def _decorate(func: Callable, enter: Enter, leave: Leave) -> Callable:
+    if inspect.isasyncgenfunction(func):
+
+        async def async_gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+            token = enter()
+            agen = func(*args, **kwargs)
+            try:
+                value = await agen.__anext__()
+                while True:
+                    try:
+                        sent = yield value
+                    except GeneratorExit:
+                        await agen.aclose()
+                        raise
+                    except BaseException as exc:
+                        value = await agen.athrow(exc)
+                    else:
+                        value = await agen.asend(sent)
+            except StopAsyncIteration:
+                leave(token, None)
+            except BaseException as exc:
+                leave(token, exc)
+                raise
+
+        wrapper: Callable = async_gen_wrapper
+    elif inspect.iscoroutinefunction(func):
+
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            token = enter()
+            try:
+                result = await func(*args, **kwargs)
+            except BaseException as exc:
+                leave(token, exc)
+                raise
+            leave(token, None)
+            return result
+
+        wrapper = async_wrapper
+    elif inspect.isgeneratorfunction(func):
+
+        def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+            token = enter()
+            try:
+                result = yield from func(*args, **kwargs)
+            except BaseException as exc:
+                leave(token, exc)
+                raise
+            leave(token, None)
+            return result
+
+        wrapper = gen_wrapper
+    else:
+
+        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+            token = enter()
+            try:
+                result = func(*args, **kwargs)
+            except BaseException as exc:
+                leave(token, exc)
+                raise
+            leave(token, None)
+            return result
+
+        wrapper = sync_wrapper
+    return functools.wraps(func)(wrapper)
+
+
+def build(kind: type[_Instrument], target: Target, stat: object, *options: Any) -> Any:
+    """An instrument named `stat`; or, when `stat` is the function itself (a bare `@timed`),
+    that function wrapped by an instrument with the default name."""
+    if callable(stat):
+        return kind(target, None, *options)(stat)
+    return kind(target, stat, *options)
+
+
+class _Instrument:
+    """A decorator and a context manager alike; subclasses say what happens around the call."""
+
+    def __init__(
+        self, target: Target, name: str | None = None, rate: float = 1, tags: TagsArg = None
+    ) -> None:
+        self._target = target
+        self.name = name
+        self.rate = rate
+        self.tags = tags
+        self._tokens: list[Any] = []
+        self._block_hooks: tuple[Enter, Leave] | None = None
+
+    def _hooks(self, name: str | None) -> tuple[Enter, Leave]:
+        raise NotImplementedError
+
+    def _method(self, method: str) -> Callable[..., None]:
+        """The client's `method`: bound now for a client, looked up per call for a getter."""
+        target = self._target
+        if not callable(target):
+            return getattr(target, method)
+
+        def call(*args: Any) -> None:
+            getattr(target(), method)(*args)
+
+        return call
+
+    def __call__(self, func: Callable) -> Any:
+        if isinstance(func, classmethod | staticmethod):
+            return type(func)(self(func.__func__))
+        enter, leave = self._hooks(self.name or default_name(func))
+        return _decorate(func, enter, leave)
+
+    def __enter__(self) -> Any:
+        if self._block_hooks is None:
+            self._block_hooks = self._hooks(self.name)
+        self._tokens.append(self._block_hooks[0]())
+        return self
+
+    def __exit__(self, typ: object, exc: BaseException | None, tb: object) -> None:
+        if self._tokens and self._block_hooks is not None:
+            self._block_hooks[1](self._tokens.pop(), exc)
+
+
+class Timer(_Instrument):
+    """Sends the duration of each call or block to timer `name`, in milliseconds.
+
+    `ms` holds the last duration measured. `start()` and `stop()` time a span that is not a
+    block, the way `statsd`'s Timer does.
+    """
+
+    ms: float | None = None
+
+    def _hooks(self, name: str | None) -> tuple[Enter, Leave]:
+        timing, rate, tags = self._method("timing"), self.rate, self.tags
+        clock = perf_counter  # read when decorating, so that a test can substitute a clock
+
+        def leave(start: float, exc: BaseException | None) -> None:
+            self.ms = ms = (clock() - start) * 1000.0
+            timing(name, ms, rate, tags)
+
+        return clock, leave
+
+    def start(self) -> Timer:
+        return self.__enter__()
+
+    def stop(self) -> Timer:
+        self.__exit__(None, None, None)
+        return self
+
+
+class Counted(_Instrument):
+    """Counts each call or block in counter `name`; with `failures`, also those that raise (all
+    `Exception`s for True, or the given types) in `<name>.failures`."""
+
+    def __init__(
+        self,
+        target: Target,
+        name: str | None = None,
+        rate: float = 1,
+        tags: TagsArg = None,
+        failures: bool | type[BaseException] | tuple[type[BaseException], ...] = False,
+    ) -> None:
+        super().__init__(target, name, rate, tags)
+        self._failures = _exception_types(failures)
+
+    def _hooks(self, name: str | None) -> tuple[Enter, Leave]:
+        incr, rate, tags, failures = self._method("incr"), self.rate, self.tags, self._failures
+        failures_name = None if name is None else f"{name}.failures"
+
+        def enter() -> None:
+            incr(name, 1, rate, tags)
+
+        def leave(_: None, exc: BaseException | None) -> None:
+            if exc is not None and failures and isinstance(exc, failures):
+                incr(failures_name, 1, rate, tags)
+
+        return enter, leave
+
+
+def _exception_types(failures: object) -> tuple[type[BaseException], ...]:
+    """`failures` as a tuple for `isinstance`; anything that is not exception types counts
+    nothing (and is logged), rather than raising from inside the application's call."""
+    if failures is True:
+        return (Exception,)
+    if not failures:
+        return ()
+    types = failures if isinstance(failures, tuple) else (failures,)
+    if all(isinstance(kind, type) and issubclass(kind, BaseException) for kind in types):
+        return types
+    logger.warning("statsd_metrics: counted(failures=%r) is not exception types; ignored", failures)
+    return ()
