@@ -12,7 +12,7 @@ also reports the gunicorn worker's CPU time per request (user + system, all its 
 client's flusher included): while the worker is the bottleneck, the throughput loss is
 1 - CPU(plain) / CPU(metrics).
 
-With `--callgrind`, it also counts the instructions a gunicorn worker (sync, under valgrind)
+With `--callgrind`, it also counts the instructions the gunicorn worker (under valgrind)
 executes per request, plain and with the extension: the one figure here that does not depend
 on the machine's load. It overstates the extension's share a little: valgrind slows time down
 50-fold, and the client's background threads wake on a clock.
@@ -168,8 +168,8 @@ def wrk(port: int, seconds: float, connections: int) -> tuple[float, int]:
     return float(rate.group(1)), int(count.group(1))
 
 
-def callgrind_per_request(metrics: bool, sink_port: int) -> float:
-    """Instructions per request of a sync gunicorn worker under callgrind (100 vs 400)."""
+def callgrind_per_request(metrics: bool, sink_port: int, worker: str) -> float:
+    """Instructions per request of the gunicorn worker under callgrind (100 vs 400)."""
     totals = []
     with tempfile.TemporaryDirectory(prefix="flask-overhead-") as tmp:
         for requests in (100, 400):
@@ -177,7 +177,7 @@ def callgrind_per_request(metrics: bool, sink_port: int) -> float:
             out = f"{tmp}/callgrind.{requests}"
             valgrind = ["valgrind", "--tool=callgrind", "--trace-children=yes",
                         f"--callgrind-out-file={out}.%p"]  # fmt: skip
-            proc = start_gunicorn(metrics, port, sink_port, "sync", timeout=120.0, wrapper=valgrind)
+            proc = start_gunicorn(metrics, port, sink_port, worker, timeout=120.0, wrapper=valgrind)
             try:
                 worker = gunicorn_worker(proc, timeout=120.0)
                 request = b"GET /items/%d HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
@@ -232,7 +232,7 @@ def main() -> None:
                     cpus[side].append(cpu)
         instructions = None
         if args.callgrind:
-            instructions = {side: callgrind_per_request(side == "metrics", sink.port)
+            instructions = {side: callgrind_per_request(side == "metrics", sink.port, args.worker)
                             for side in ports}  # fmt: skip
     finally:
         for proc in servers.values():
@@ -265,7 +265,7 @@ def main() -> None:
         losses.append(instruction_loss)
         plain, metered = instructions["plain"], instructions["metrics"]
         print(f"  instruction loss:  {instruction_loss:7.1f} %  ({plain:,.0f} vs {metered:,.0f} "
-              "per request, sync worker under callgrind)")  # fmt: skip
+              "per request, the worker under callgrind)")  # fmt: skip
     print(f"  target, loss <= 5 %: {'met' if max(losses) <= 5 else 'MISSED'} (worst figure)")
     print(f"  metrics received:  {sink.lines} lines in {sink.datagrams} datagrams")
 
