@@ -16,8 +16,10 @@ itself, which may carry ids or tokens; without one, calls are named by HTTP meth
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import requests
 
@@ -25,6 +27,7 @@ from statsd_metrics.binding import ClientBinding
 from statsd_metrics.client import Client
 from statsd_metrics.paths import segment
 
+log = logging.getLogger(__name__)
 OUTCOMES = (
     "ok",
     "client_error",
@@ -78,6 +81,7 @@ class SessionMetrics(ClientBinding):
         self.endpoint = endpoint
         self.remaining_header = remaining_header
         self.limit_header = limit_header
+        self._failed = False
 
     def wrap(self, send: Callable[..., requests.Response]) -> Callable[..., requests.Response]:
         def metered_send(request: requests.PreparedRequest, **kwargs) -> requests.Response:
@@ -85,13 +89,22 @@ class SessionMetrics(ClientBinding):
             try:
                 response = send(request, **kwargs)
             except BaseException as exc:
-                self.record(request, start, None, exc)
+                self.safe_record(request, start, None, exc)
                 raise
-            self.record(request, start, response, None)
+            self.safe_record(request, start, response, None)
             return response
 
         metered_send.__wrapped__ = send  # type: ignore[attr-defined]
         return metered_send
+
+    def safe_record(self, *args: Any) -> None:
+        """`record`, which must never turn a call's result into an error of ours."""
+        try:
+            self.record(*args)
+        except Exception:
+            if not self._failed:
+                self._failed = True
+                log.exception("statsd_metrics.http_client: recording a call failed (logged once)")
 
     def record(
         self,

@@ -49,12 +49,12 @@ class ProcessCollector(ClientBinding):
         self.root = process or psutil.Process()
         self.clock = clock
         self.base = f"process.{segment(host) if host else default_host()}"
-        self._cpu: dict[tuple[int, float], float] = {}  # (pid, create time) -> CPU seconds
-        self._cpu_at = clock()
         self._gc = [dict(s) for s in gc.get_stats()]
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # (pid, create time) -> CPU seconds at the last sample: the baseline of the next one.
         self._cpu = self._cpu_seconds(self._processes())
+        self._cpu_at = clock()
 
     # -- sampling -------------------------------------------------------------------------------
     def _processes(self) -> list[psutil.Process]:

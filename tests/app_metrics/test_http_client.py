@@ -128,3 +128,16 @@ def test_bad_quota_headers_are_ignored_and_instrumenting_twice_changes_nothing(
     session.get(api.url + "/players")
     assert len(statsd_recorder.filter("app.api.chpp.players.latency")) == 1
     statsd_recorder.assert_not_emitted("app.api.chpp.quota.remaining")
+
+
+def test_a_failure_while_recording_never_reaches_the_caller(api, client, monkeypatch, caplog):
+    from statsd_metrics.http_client import SessionMetrics
+
+    def broken(self, *args):
+        raise RuntimeError("bug in metrics")
+
+    monkeypatch.setattr(SessionMetrics, "record", broken)
+    session = instrument_session(requests.Session(), client, service="chpp", endpoint=by_path)
+    assert session.get(api.url + "/players").status_code == 200
+    assert session.get(api.url + "/players").status_code == 200
+    assert caplog.text.count("recording a call failed") == 1
