@@ -192,12 +192,18 @@ class TrafficGenerator:
                     self._request(http, "POST", "/sync")
 
     def error_burst(self) -> None:
-        if self.plan.chpp_url:
+        """Ask the CHPP simulator for a burst of errors lasting a twelfth of the day."""
+        if not self.plan.chpp_url:
+            return
+        try:
             requests.post(
                 self.plan.chpp_url.rstrip("/") + "/_sim/burst",
                 timeout=5,
                 params={"seconds": max(2.0, self.plan.duration / 12), "error_rate": 0.7},
             )
+        except requests.RequestException as exc:  # no burst today; the day goes on
+            with self._lock:
+                self.report.errors[type(exc).__name__] += 1
 
     # -- the day --------------------------------------------------------------------------------
     def run(self) -> TrafficReport:
