@@ -279,3 +279,18 @@ def test_a_failing_hook_never_reaches_the_app(app, statsd_recorder, monkeypatch,
         assert app.test_client().get("/items/1").status_code == 200
         assert app.test_client().get("/items/2").status_code == 200
     assert caplog.text.count("request hook failed") == 1
+
+
+def test_identifiers_in_a_request_never_reach_the_wire(app, statsd_recorder):
+    web = app.test_client()
+    web.set_cookie("session", "user-9041")
+    web.get("/items/9041?email=ana.lima%40example.org&uid=9041",
+            headers={"X-Forwarded-For": "203.0.113.41", "X-User": "ana.lima@example.org"},
+            environ_base={"REMOTE_ADDR": "198.51.100.23"})  # fmt: skip
+    web.post("/upload", data=b"ana.lima@example.org 9041",
+             environ_base={"REMOTE_ADDR": "198.51.100.23"})  # fmt: skip
+    web.get("/users/9041/ana.lima@example.org")  # no such route: the unmatched bucket
+    assert len(statsd_recorder.metrics) >= 8
+    wire = "\n".join(f"{m.name}:{m.value}" for m in statsd_recorder.metrics)
+    for identifier in ("9041", "ana", "lima", "example", "203.0.113", "198.51.100", "user-"):
+        assert identifier not in wire
