@@ -179,7 +179,7 @@ def callgrind_per_request(metrics: bool, sink_port: int, worker: str) -> float:
                         f"--callgrind-out-file={out}.%p"]  # fmt: skip
             proc = start_gunicorn(metrics, port, sink_port, worker, timeout=120.0, wrapper=valgrind)
             try:
-                worker = gunicorn_worker(proc, timeout=120.0)
+                worker_pid = gunicorn_worker(proc, timeout=120.0)
                 request = b"GET /items/%d HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
                 for i in range(requests):
                     with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
@@ -188,7 +188,7 @@ def callgrind_per_request(metrics: bool, sink_port: int, worker: str) -> float:
                             pass
             finally:
                 stop(proc, grace=120)
-            text = Path(f"{out}.{worker}").read_text()
+            text = Path(f"{out}.{worker_pid}").read_text()
             totals.append(int(re.search(r"^(?:summary|totals): (\d+)", text, re.M).group(1)))
     return (totals[1] - totals[0]) / 300
 
