@@ -223,9 +223,10 @@ def main() -> None:
         for port in ports.values():  # warm-up: imports, first requests
             wrk(port, 1, args.connections)
         with ThreadPoolExecutor(2) as pool:
-            for _ in range(args.rounds):  # both sides at once: the same machine noise
-                futures = {side: pool.submit(measured_round, servers[side], port, args)
-                           for side, port in ports.items()}  # fmt: skip
+            for n in range(args.rounds):  # both sides at once: the same machine noise
+                order = list(ports) if n % 2 == 0 else list(ports)[::-1]  # neither always first
+                futures = {side: pool.submit(measured_round, servers[side], ports[side], args)
+                           for side in order}  # fmt: skip
                 for side, future in futures.items():
                     rate, cpu = future.result()
                     rates[side].append(rate)
