@@ -5,7 +5,6 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.pool import QueuePool, StaticPool
 
-from statsd_metrics import shared_gauge
 from statsd_metrics.db import instrument_engine, statement_kind
 
 
@@ -67,29 +66,29 @@ def test_errors_are_counted_by_type(engine, client, statsd_recorder):
     assert statsd_recorder.filter("app.db.main.query.select")
 
 
-def test_pool_in_use_overflow_and_size(engine, client, statsd_recorder):
+def test_pool_in_use_overflow_and_size(engine, client, statsd_recorder, report_all):
     metrics = instrument_engine(engine, client, name="main")
     conns = [engine.connect() for _ in range(3)]  # two from the pool, one overflow
     assert (metrics.in_use.level, metrics.overflow.level, metrics.size.level) == (3, 1, 2)
-    shared_gauge.report_all()
+    report_all()
     statsd_recorder.assert_gauge("app.db.main.pool.size", 2, delta=True)
     statsd_recorder.assert_gauge("app.db.main.pool.in_use", 3, delta=True)
     statsd_recorder.assert_gauge("app.db.main.pool.overflow", 1, delta=True)
     for conn in conns:
         conn.close()
     assert (metrics.in_use.level, metrics.overflow.level) == (0, 0)
-    shared_gauge.report_all()
+    report_all()
     statsd_recorder.assert_gauge("app.db.main.pool.in_use", -3, delta=True)
     statsd_recorder.assert_gauge("app.db.main.pool.overflow", -1, delta=True)
 
 
-def test_pools_without_a_fixed_size_report_no_pool_levels(client, statsd_recorder):
+def test_pools_without_a_fixed_size_report_no_pool_levels(client, statsd_recorder, report_all):
     engine = create_engine("sqlite://", poolclass=StaticPool)  # one connection, shared
     metrics = instrument_engine(engine, client, name="mem")
     a, b = engine.connect(), engine.connect()
     a.close()
     b.close()
-    shared_gauge.report_all()
+    report_all()
     assert metrics.in_use.level == 0
     assert not [n for n in statsd_recorder.names() if ".pool." in n]
     with engine.connect() as conn:

@@ -7,17 +7,19 @@ from statsd_metrics import shared_gauge
 from statsd_metrics.shared_gauge import SharedGauge
 
 
-def test_changes_are_reported_as_deltas_only_when_the_level_moved(client, statsd_recorder):
+def test_changes_are_reported_as_deltas_only_when_the_level_moved(
+    client, statsd_recorder, report_all
+):
     gauge = SharedGauge(client, "pool.in_use")
     gauge.add(1)
     gauge.add(1)
     assert statsd_recorder.metrics == []  # a request pays no I/O
-    gauge.report()
+    report_all()
     gauge.add(-1)
     gauge.add(1)
-    gauge.report()  # back where it was: nothing to say
+    report_all()  # back where it was: nothing to say
     gauge.set(5)
-    gauge.report()
+    report_all()
     assert gauge.level == gauge.value == 5
     sent = [(m.value, m.delta) for m in statsd_recorder.filter("app.pool.in_use")]
     assert sent == [(2, True), (3, True)]
@@ -32,10 +34,10 @@ def test_the_reporter_thread_sends_within_an_interval(client, statsd_recorder):
     statsd_recorder.assert_gauge("app.inflight", 4, delta=True)
 
 
-def test_withdraw_takes_the_reported_share_back(client, statsd_recorder):
+def test_withdraw_takes_the_reported_share_back(client, statsd_recorder, report_all):
     gauge = SharedGauge(client, "inflight")
     gauge.add(3)
-    gauge.report()
+    report_all()
     gauge.add(2)  # never reported: the aggregator never counted it
     gauge.withdraw()
     statsd_recorder.assert_gauge("app.inflight", -3, delta=True)
@@ -45,7 +47,7 @@ def test_withdraw_takes_the_reported_share_back(client, statsd_recorder):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_a_forked_child_starts_with_no_share(client):
+def test_a_forked_child_starts_with_no_share(client, report_all):
     gauge = SharedGauge(client, "inflight")
     gauge.add(2)
     gauge.report()
