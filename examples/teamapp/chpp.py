@@ -59,6 +59,9 @@ class ChppClient:
             allowed_methods={"GET"},
             status_forcelist=(500, 502, 503, 504),
             raise_on_status=False,
+            # urllib3 would otherwise also retry a 429 that carries Retry-After, sleeping in
+            # the request thread for as long as the API asks.
+            respect_retry_after_header=False,
         )
         self.session.mount("http://", HTTPAdapter(max_retries=retry))
         self.session.mount("https://", HTTPAdapter(max_retries=retry))

@@ -35,6 +35,7 @@ from examples.teamapp.app import demo_user
 
 PLAYER_LINK = re.compile(r'href="/players/(\d+)"')
 ACCEPT_FORM = re.compile(r'action="(/training/\d+/accept)"')
+SYNC_INTERVAL = 3.1  # just over the app's default limit of one sync per 3 s per manager
 SCANNER_PATHS = ("/wp-login.php", "/.env", "/admin", "/api/v1/users/1", "/phpmyadmin/index.php")
 
 
@@ -180,16 +181,26 @@ class TrafficGenerator:
                 self._login(http, rng.randint(1, min(3, self.plan.users)), password="123456")
 
     def rate_limit_storm(self, rng: random.Random) -> None:
-        """Everyone syncs at once (CHPP's quota runs out) and one manager keeps pressing sync."""
+        """One manager keeps pressing sync (the app's own limit), then everyone syncs, twice,
+        just past the app's per-manager interval: far more calls than CHPP's quota allows."""
         eager = rng.randint(1, self.plan.users)
         with self._session(eager) as http:
             if self._login(http, eager):
                 for _ in range(8):
                     self._request(http, "POST", "/sync")
-        for n in range(1, self.plan.users + 1):
-            with self._session(n) as http:
-                if self._login(http, n):
-                    self._request(http, "POST", "/sync")
+        with contextlib.ExitStack() as stack:
+            sessions = [
+                stack.enter_context(self._session(n)) for n in range(1, self.plan.users + 1)
+            ]
+            logged_in = [http for n, http in enumerate(sessions, 1) if self._login(http, n)]
+            storm = stack.enter_context(ThreadPoolExecutor(8, thread_name_prefix="storm"))
+            for round_ in range(2):
+                if round_:
+                    self.stop.wait(SYNC_INTERVAL)  # the day's end still stops the storm
+                syncs = [storm.submit(self._guard, self._request, http, "POST", "/sync")
+                         for http in logged_in]  # fmt: skip
+                for sync in syncs:
+                    sync.result()
 
     def error_burst(self) -> None:
         """Ask the CHPP simulator for a burst of errors lasting a twelfth of the day."""

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import re
+import time
 
 import pytest
 from freezegun import freeze_time
@@ -175,3 +176,15 @@ def test_logout_and_index(make_app):
     assert web.get("/").headers["Location"].endswith("/squad")
     assert web.post("/logout").status_code == 302
     assert web.get("/squad").status_code == 302
+
+
+def test_a_rate_limited_chpp_call_is_not_retried(make_app, chpp, statsd_recorder):
+    # urllib3 retries a 429 with Retry-After by default, sleeping as long as the API asks.
+    web = make_app(CHPP_RETRIES=2).test_client()
+    login(web, 1)
+    chpp.settings.rate_limit = 0
+    started = time.monotonic()
+    assert web.post("/sync").status_code == 503
+    assert time.monotonic() - started < 3  # the API asked for 10 s
+    statsd_recorder.assert_incr("teamapp.api.chpp.players.outcome.rate_limited")
+    statsd_recorder.assert_not_emitted("teamapp.api.chpp.players.retries")
