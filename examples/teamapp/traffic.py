@@ -196,7 +196,7 @@ class TrafficGenerator:
             storm = stack.enter_context(ThreadPoolExecutor(8, thread_name_prefix="storm"))
             for round_ in range(2):
                 if round_:
-                    self.stop.wait(SYNC_INTERVAL)  # the day's end still stops the storm
+                    self.stop.wait(min(SYNC_INTERVAL, max(0.0, self._deadline - time.monotonic())))
                 syncs = [storm.submit(self._guard, self._request, http, "POST", "/sync")
                          for http in logged_in]  # fmt: skip
                 for sync in syncs:
