@@ -1,0 +1,119 @@
+"""One flush: the merged Store -> Graphite plaintext, then the reference's clearing rules.
+
+Pure computation on an explicit timestamp, so the math is unit-tested with an injected clock;
+the daemon decides when to call it and where the payload goes.
+"""
+
+from __future__ import annotations
+
+import time
+from array import array
+from dataclasses import dataclass
+
+from .config import Config
+from .jsnumber import js_str
+from .naming import Namer
+from .state import Store
+from .stats import histogram_bins, keep_fields, timer_fields
+
+INTERNAL_COUNTERS = ("bad_lines_seen", "packets_received", "metrics_received")
+
+
+CHUNK_LINES = 20_000  # lines per payload chunk: bounds the transient strings of a big flush
+
+
+@dataclass
+class FlushResult:
+    payload: list[bytes]  # every line but the four graphiteStats ones, in encoded chunks
+    lines: int
+    ts: int
+
+
+class Flush:
+    """Computes flushes for one configuration; remembers the previous timestamp for lag."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.namer = Namer(config)
+        self.interval_s = config.flush_interval
+        self.previous_ts = 0
+        self.lag_key = f"{config.prefix_stats}.timestamp_lag"
+
+    def init_store(self, store: Store) -> None:
+        """The internal counters exist from the start, as 0, ahead of everything else."""
+        for name in INTERNAL_COUNTERS:
+            store.counters.setdefault(f"{self.config.prefix_stats}.{name}", 0)
+
+    def __call__(self, store: Store, ts: int) -> FlushResult:
+        config, namer, interval = self.config, self.namer, self.interval_s
+        if self.previous_ts > 0:
+            store.gauges[self.lag_key] = ts - self.previous_ts - interval
+        self.previous_ts = ts
+        started = time.perf_counter()
+        suffix = f" {ts}\n"
+        out: list[str] = []
+        add = out.append
+        chunks: list[bytes] = []
+        count = 0
+        for key, value in store.counters.items():
+            rate_path, count_path = namer.counter(key)
+            add(f"{rate_path} {js_str(value / interval)}{suffix}")
+            if count_path:
+                add(f"{count_path} {js_str(value)}{suffix}")
+        thresholds, wanted = config.percent_thresholds, config.calculated_timer_metrics
+        for key, values in store.timers.items():
+            bins = histogram_bins(key, config.histogram) if config.histogram else ()
+            scaled = store.timer_counts.get(key, 0)
+            fields = timer_fields(values, scaled, interval, thresholds, bins)
+            if wanted:
+                fields = keep_fields(fields, wanted)
+            head, tail = namer.timer_prefix(key)
+            for name, value in fields:
+                add(f"{head}{name}{tail} {js_str(value)}{suffix}")
+            if len(out) >= CHUNK_LINES:
+                count += len(out)
+                chunks.append("".join(out).encode())
+                out.clear()
+        processing_ms = int((time.perf_counter() - started) * 1000)
+        for key, value in store.gauges.items():
+            add(f"{namer.gauge_path(key)} {js_str(value)}{suffix}")
+        for key, members in store.sets.items():
+            add(f"{namer.set_path(key)} {len(members)}{suffix}")
+        num_stats = len(store.counters) + len(store.timers) + len(store.gauges) + len(store.sets)
+        add(f"{namer.num_stats} {num_stats}{suffix}")
+        calculation_ms = int((time.perf_counter() - started) * 1000)
+        add(f"{namer.calculation_time} {calculation_ms}{suffix}")
+        add(f"{namer.processing_time} {processing_ms}{suffix}")
+        self.clear(store)
+        chunks.append("".join(out).encode())
+        return FlushResult(chunks, count + len(out), ts)
+
+    def clear(self, store: Store) -> None:
+        config = self.config
+        if config.deletes("counters"):
+            kept = {k: 0 for k in store.counters if any(n in k for n in INTERNAL_COUNTERS)}
+            store.counters = kept
+        else:
+            store.counters = dict.fromkeys(store.counters, 0)
+        if config.deletes("timers"):
+            store.timers, store.timer_counts = {}, {}
+        else:
+            store.timers = {k: array("d") for k in store.timers}
+            store.timer_counts = dict.fromkeys(store.timers, 0)
+        if config.deletes("sets"):
+            store.sets = {}
+        else:
+            store.sets = {k: set() for k in store.sets}
+        if config.deletes("gauges"):
+            for key in list(store.gauge_ttl):
+                store.gauge_ttl[key] -= 1
+                if store.gauge_ttl[key] < 1:
+                    del store.gauge_ttl[key]
+                    store.gauges.pop(key, None)
+
+    def graphite_stats(self, stats: dict[str, float], ts: int) -> str:
+        """The four `graphiteStats` lines about the previous write, stamped at write time."""
+        return "".join(
+            f"{self.namer.graphite_stat(name)} {js_str(stats[name])} {ts}\n"
+            for name in ("last_exception", "last_flush", "flush_time", "flush_length")
+        )

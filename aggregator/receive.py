@@ -1,0 +1,312 @@
+"""Listening sockets and the receiving processes that parse into partial aggregates.
+
+Several receiver processes read the same UDP socket, so the load spreads evenly over the
+cores whatever the number of senders (SO_REUSEPORT would pin each sender to one process, and a
+busy sender to one core). Each batch is read under a lock that also hands out a global batch
+sequence number, which lets the flusher replay gauge writes in arrival order (see
+state.Gauge). Each receiver parses into its own `Interval` and hands it to the flusher over a
+pipe when asked, so a flush never stops the reading: the other receivers keep reading while
+one pickles its interval, and the flusher computes in its own process. Receiver 0 also serves
+the TCP line streams and the Unix datagram socket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import multiprocessing
+import os
+import selectors
+import signal
+import socket
+import stat
+import tempfile
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+
+from .config import Config
+from .memory import release_memory
+from .parse import Parser
+from .recvmmsg import BATCH, BatchReader
+from .state import Interval
+
+log = logging.getLogger("aggregator.receive")
+
+_DRAIN = 512  # datagrams read per readiness event before looking at the control pipe
+# After a read that emptied the socket, wait this long before the next one, so datagrams
+# arrive in batches: one wake-up, lock and recvmmsg call per many datagrams instead of per
+# one or two (the receivers share the socket and would otherwise all wake for each one).
+# StatsD data waits for the next flush anyway; the 8 MiB buffer holds seconds of traffic.
+_COALESCE = 0.002
+
+
+class ListenError(RuntimeError):
+    """A listening socket could not be opened; the message names the address and port."""
+
+
+class Sequence:
+    """A lock for reading a batch plus the global batch counter, shared by the receivers.
+
+    A POSIX record lock (lockf) rather than a semaphore: the kernel releases it if a receiver
+    dies while holding it, so the others never hang.
+    """
+
+    def __init__(self) -> None:
+        self.file = tempfile.TemporaryFile()  # noqa: SIM115  (lives as long as the daemon)
+        self.counter = multiprocessing.get_context("fork").RawValue("Q", 0)
+
+    def __enter__(self) -> int:
+        fcntl.lockf(self.file, fcntl.LOCK_EX)
+        seq = self.counter.value
+        self.counter.value = seq + 1
+        return seq
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.lockf(self.file, fcntl.LOCK_UN)
+
+
+@dataclass
+class Listeners:
+    """All input sockets, opened before the receivers fork so errors stop the start."""
+
+    udp: list[socket.socket] = field(default_factory=list)  # read by every receiver
+    tcp: socket.socket | None = None
+    unix: socket.socket | None = None
+
+    def for_receiver(self, index: int) -> list[socket.socket]:
+        extra = [s for s in (self.tcp, self.unix) if s is not None] if index == 0 else []
+        return self.udp + extra
+
+    def close(self) -> None:
+        for s in [*self.udp, self.tcp, self.unix]:
+            if s is not None:
+                s.close()
+
+
+def _address(host: str, port: int, kind: socket.SocketKind) -> tuple[int, tuple]:
+    try:
+        family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=kind)[0]
+    except socket.gaierror as exc:
+        raise ListenError(f"cannot resolve listen address {host!r}: {exc.strerror}") from exc
+    return family, sockaddr
+
+
+def _bind_error(what: str, host: str, port: int, exc: OSError) -> ListenError:
+    why = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+    return ListenError(f"cannot listen on {what} {host} port {port}: {why}")
+
+
+def _receive_buffer(sock: socket.socket, wanted: int, what: str) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, wanted)
+    granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    level = logging.INFO if granted >= wanted else logging.WARNING
+    log.log(level, "%s receive buffer: asked %d bytes, kernel granted %d", what, wanted, granted)
+
+
+def udp_socket(host: str, port: int, buffer: int) -> socket.socket:
+    family, sockaddr = _address(host, port, socket.SOCK_DGRAM)
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    try:
+        sock.bind(sockaddr)
+    except OSError as exc:
+        sock.close()
+        raise _bind_error("UDP", host, port, exc) from exc
+    _receive_buffer(sock, buffer, f"UDP {host}:{port}")
+    return sock
+
+
+def tcp_listener(host: str, port: int) -> socket.socket:
+    family, sockaddr = _address(host, port, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(sockaddr)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise _bind_error("TCP", host, port, exc) from exc
+    return sock
+
+
+def unix_socket(path: str, buffer: int) -> socket.socket:
+    if os.path.exists(path):
+        if not stat.S_ISSOCK(os.stat(path).st_mode):
+            raise ListenError(f"cannot listen on Unix socket {path}: not a socket")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.connect(path)
+            except OSError:
+                os.unlink(path)  # stale, left by a process that is gone
+            else:
+                raise ListenError(f"cannot listen on Unix socket {path}: already in use")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.bind(path)
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"cannot listen on Unix socket {path}: {exc.strerror}") from exc
+    _receive_buffer(sock, buffer, f"Unix {path}")
+    return sock
+
+
+def open_listeners(config: Config) -> Listeners:
+    listeners = Listeners()
+    try:
+        listeners.udp.append(udp_socket(config.bind, config.port, config.receive_buffer))
+        if config.bind_ipv6:
+            listeners.udp.append(udp_socket(config.bind_ipv6, config.port, config.receive_buffer))
+        if config.tcp_port:
+            listeners.tcp = tcp_listener(config.bind, config.tcp_port)
+        if config.unix_socket:
+            listeners.unix = unix_socket(config.unix_socket, config.receive_buffer)
+    except ListenError:
+        listeners.close()
+        raise
+    return listeners
+
+
+class Receiver:
+    """The loop of one receiving process: read sockets, parse, answer the flusher's pipe."""
+
+    def __init__(
+        self, sockets: list[socket.socket], control: Connection, config: Config, seq: Sequence
+    ):
+        self.sockets = sockets
+        self.control = control
+        self.sequence = seq
+        self.parser = Parser(config)
+        self.max_line = config.max_line_length
+        self.bufsize = config.max_datagram_size + 1  # one more byte reveals an oversized one
+        self.batch = BatchReader.create(self.bufsize)
+        self.interval = Interval()
+        self.streams: dict[socket.socket, bytes] = {}
+        self.selector = selectors.DefaultSelector()
+
+    def run(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)  # the flusher asks for the final hand-off
+        for sock in self.sockets:
+            sock.setblocking(False)
+            self.selector.register(sock, selectors.EVENT_READ)
+        self.selector.register(self.control, selectors.EVENT_READ)
+        while True:
+            for key, _ in self.selector.select():
+                sock = key.fileobj
+                if sock is self.control:
+                    if not self.command():
+                        return
+                elif sock.type == socket.SOCK_DGRAM:
+                    self.drain(sock)
+                elif sock in self.streams:
+                    self.stream(sock)
+                else:
+                    self.accept(sock)
+
+    def drain(self, sock: socket.socket) -> None:
+        """Read what is waiting (bounded, so the control pipe is never starved)."""
+        feed, iv, sequence = self.parser.feed_many, self.interval, self.sequence
+        try:
+            if self.batch is not None:
+                read = self.batch.read
+                for _ in range(_DRAIN // BATCH):
+                    with sequence as iv.seq:
+                        datagrams = read(sock)
+                    if datagrams:
+                        feed(datagrams, iv)
+                    if len(datagrams) < BATCH:
+                        time.sleep(_COALESCE)
+                        return
+            else:
+                recv, size = sock.recv, self.bufsize
+                for _ in range(_DRAIN):
+                    with sequence as iv.seq:
+                        data = recv(size)
+                    feed((data,), iv)
+        except BlockingIOError:
+            time.sleep(_COALESCE)
+        except OSError as exc:  # e.g. ECONNREFUSED bounced to a UDP socket: not fatal
+            log.debug("receive error: %s", exc)
+
+    def accept(self, listener: socket.socket) -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        conn.setblocking(False)
+        self.streams[conn] = b""
+        self.selector.register(conn, selectors.EVENT_READ)
+
+    def stream(self, conn: socket.socket) -> None:
+        """TCP: everything up to the last newline is one packet, as in the reference."""
+        try:
+            data = conn.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        buffered = self.streams[conn] + data
+        if not data:  # end of stream: a last line without newline is still a line
+            self.selector.unregister(conn)
+            del self.streams[conn]
+            conn.close()
+            if buffered:
+                self._feed_stream(buffered)
+            return
+        cut = buffered.rfind(b"\n") + 1
+        if cut:
+            self._feed_stream(buffered[:cut])
+            buffered = buffered[cut:]
+        if len(buffered) > self.max_line:
+            self.interval.metrics += 1
+            self.interval.reject("line_too_long")
+            buffered = b""
+        self.streams[conn] = buffered
+
+    def _feed_stream(self, packet: bytes) -> None:
+        with self.sequence as self.interval.seq:
+            pass
+        self.parser.feed(packet, self.interval)
+
+    def command(self) -> bool:
+        """Handle one message from the flusher; False when this process should exit."""
+        try:
+            message = self.control.recv()
+        except (EOFError, OSError):
+            return False  # the flusher is gone
+        action, arg = message
+        if action in ("flush", "stop"):
+            interval, self.interval = self.interval, Interval()
+            self.control.send(("flush", interval))
+            del interval
+            release_memory()
+            return action == "flush"
+        if action == "peek":  # the live interval, for the mgmt dumps; kept
+            self.control.send(("peek", self.interval))
+        if action == "delete":
+            kind, patterns = arg
+            self.interval.drop(kind, patterns)
+        elif action == "config":
+            self.parser.configure(arg)
+        return True
+
+
+def run_receiver(
+    sockets: list[socket.socket],
+    control: Connection,
+    config: Config,
+    seq: Sequence,
+    inherited: list,
+) -> None:
+    """Process entry point. `inherited`: the flusher's descriptors that came with the fork;
+    closing them lets this process see its pipe's end-of-file when the flusher dies, and
+    frees the management port with it."""
+    for obj in inherited:
+        with contextlib.suppress(OSError):
+            obj.close()
+    with contextlib.suppress(KeyboardInterrupt):
+        Receiver(sockets, control, config, seq).run()
