@@ -1,0 +1,151 @@
+"""The processes of a pipeline layout: how each is started and how we know it answers.
+
+Start order follows the data backwards (storage first, then what feeds it), so that nothing
+sends to a part that is not listening yet; the supervisor stops them in reverse, so that each
+part's last output reaches a part that is still running: the aggregators' final flush reaches
+the relay or cache, the relay's queue reaches the caches, and the caches write it all to Whisper.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import urllib.request
+from collections.abc import Callable
+
+from pipeline.layout import HOST, Aggregator, CarbonCache, Layout
+from pipeline.supervisor import Part
+
+PROBE_TIMEOUT = 1.0
+PIP_GRAPHITE = "pip install -e '.[graphite]'"
+
+
+def tcp_accepts(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=PROBE_TIMEOUT):
+            return True
+    except OSError:
+        return False
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def all_of(*probes: Callable[[], bool]) -> Callable[[], bool]:
+    return lambda: all(probe() for probe in probes)
+
+
+def carbon_cache(layout: Layout, cache: CarbonCache) -> Part:
+    return Part(
+        name=f"carbon-cache {cache.instance}",
+        argv=[
+            sys.executable,
+            "-m",
+            "pipeline.carbon_cache",
+            f"--config={layout.carbon_conf(cache)}",
+            f"--instance={cache.instance}",
+            "--debug",
+            "start",
+        ],
+        # Both the receiver and the carbonlink port: the render API asks the latter.
+        ready=all_of(
+            lambda: tcp_accepts(cache.line_port), lambda: tcp_accepts(cache.carbonlink_port)
+        ),
+        listens=[
+            (cache.line_port, "tcp"),
+            (cache.pickle_port, "tcp"),
+            (cache.carbonlink_port, "tcp"),
+        ],
+        modules=("carbon", "whisper", "twisted"),
+        install=PIP_GRAPHITE,
+        env={"GRAPHITE_ROOT": str(layout.data_dir)},
+        # Writing a large cache to Whisper at shutdown takes time; killing it loses the points.
+        stop_timeout=300.0,
+    )
+
+
+def relay(layout: Layout) -> Part:
+    assert layout.relay_port is not None
+    port = layout.relay_port
+    return Part(
+        name="carbon-c-relay",
+        argv=["carbon-c-relay", "-f", str(layout.relay_conf)],
+        ready=lambda: tcp_accepts(port),
+        listens=[(port, "tcp")],
+        programs=("carbon-c-relay",),
+        install="apt-get install carbon-c-relay, or ./scripts/system-deps",
+        stop_timeout=30.0,
+    )
+
+
+def render_api(layout: Layout) -> Part:
+    url = f"http://{HOST}:{layout.render_port}/metrics/find?query=*"
+    return Part(
+        name="render API",
+        argv=[
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"{HOST}:{layout.render_port}",
+            # Grafana sends one request per panel, in parallel; each is mostly file I/O.
+            "--workers",
+            "2",
+            "--graceful-timeout",
+            "5",
+            "--error-logfile",
+            "-",
+            "graphite_render.app:app",
+        ],
+        ready=lambda: http_ok(url),
+        listens=[(layout.render_port, "tcp")],
+        modules=("graphite_render", "gunicorn"),
+        install=PIP_GRAPHITE,
+        env={"GRAPHITE_API_CONFIG": str(layout.render_conf)},
+        stop_timeout=15.0,
+    )
+
+
+def aggregator(layout: Layout, agg: Aggregator) -> Part:
+    health = f"http://{HOST}:{agg.mgmt_port}/health"
+    return Part(
+        name=f"aggregator {agg.index}",
+        argv=[
+            sys.executable,
+            "-m",
+            "aggregator",
+            "--config",
+            str(layout.aggregator_conf(agg)),
+            "--bind",
+            HOST,
+            "--port",
+            str(agg.port),
+            "--graphite-host",
+            HOST,
+            "--graphite-port",
+            str(layout.carbon_port),
+            "--flush-interval",
+            str(layout.flush_interval),
+            "--mgmt-port",
+            str(agg.mgmt_port),
+        ],
+        ready=lambda: http_ok(health),  # 200 once its receivers run
+        listens=[(agg.port, "udp"), (agg.mgmt_port, "tcp")],
+        modules=("aggregator.__main__",),
+        install="pip install -e .",
+        stop_timeout=30.0,
+    )
+
+
+def parts(layout: Layout) -> list[Part]:
+    found = [carbon_cache(layout, cache) for cache in layout.caches]
+    if layout.relay_port is not None:
+        found.append(relay(layout))
+    found.append(render_api(layout))
+    found += [aggregator(layout, agg) for agg in layout.aggregators]
+    return found

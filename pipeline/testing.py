@@ -1,0 +1,187 @@
+"""Run a real `statsd-metrics up` from tests and benchmarks, and read back what it stored.
+
+Everything on 127.0.0.1 and on free ports; every wait is bounded; the process is stopped by
+its PID (SIGTERM, as an operator would), never by name.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from pipeline.config import GRAPHITE_DIR
+from pipeline.layout import HOST, INSTANCE_STRIDE, Ports
+
+T = TypeVar("T")
+
+
+def _bindable(port: int) -> bool:
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                return False
+    return True
+
+
+def free_ports(instances: int = 1) -> Ports:
+    """Base ports for every role, each free on TCP and UDP for `instances` instances.
+
+    Taken below the kernel's ephemeral range, so that outgoing connections do not grab them
+    between this check and the servers' bind.
+    """
+    chosen: dict[str, int] = {}
+    used: set[int] = set()
+    for role in Ports.__dataclass_fields__:
+        for _ in range(500):
+            base = random.randrange(20000, 32000)
+            block = {base + INSTANCE_STRIDE * n for n in range(instances)}
+            if used.isdisjoint(block) and all(_bindable(p) for p in block):
+                break
+        else:
+            raise RuntimeError("no free port block found")
+        chosen[role] = base
+        used |= block
+    return Ports(**chosen)
+
+
+def port_flags(ports: Ports) -> list[str]:
+    flags = []
+    for role in Ports.__dataclass_fields__:
+        flags += [f"--{role}-port", str(getattr(ports, role))]
+    return flags
+
+
+def graphite_config(target: Path, **carbon_settings: object) -> Path:
+    """A copy of graphite/ in `target` with some carbon.conf settings replaced."""
+    shutil.copytree(GRAPHITE_DIR, target)
+    conf = target / "carbon.conf"
+    lines = conf.read_text().splitlines()
+    for key, value in carbon_settings.items():
+        index = next(i for i, line in enumerate(lines) if line.startswith(f"{key} ="))
+        lines[index] = f"{key} = {value}"
+    conf.write_text("\n".join(lines) + "\n")
+    return target
+
+
+class RunningUp:
+    """One `statsd-metrics up` process (python -m pipeline up), its addresses and its files."""
+
+    def __init__(
+        self, data_dir: Path, *args: str, instances: int = 1, env: dict[str, str] | None = None
+    ):
+        self.data_dir = data_dir
+        self.ports = free_ports(instances)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.stderr_path = data_dir / "up.stderr"
+        self.argv = [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "up",
+            "--data-dir",
+            str(data_dir),
+            *port_flags(self.ports),
+            *args,
+        ]
+        self.addresses: dict[str, list[str]] = {}
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        with self.stderr_path.open("wb") as stderr:
+            self.process = subprocess.Popen(
+                self.argv, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True
+            )
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+
+    def _read_stdout(self) -> None:
+        for line in self.process.stdout:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def wait_ready(self, timeout: float = 60.0) -> RunningUp:
+        """Read the address lines; raise with up's stderr if it exits or takes too long."""
+        deadline = time.monotonic() + timeout
+        while "render API" not in self.addresses:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise RuntimeError(
+                    f"up gave no addresses in {timeout} s:\n{self.stderr()}"
+                ) from None
+            if line is None:
+                self.process.wait(30)
+                raise RuntimeError(f"up exited ({self.process.returncode}):\n{self.stderr()}")
+            role, _, url = line.partition(": ")
+            self.addresses.setdefault(role, []).append(url)
+        return self
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 120.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def port(self, role: str, index: int = 0) -> int:
+        return int(self.addresses[role][index].rsplit(":", 1)[1])
+
+    @property
+    def render_url(self) -> str:
+        return self.addresses["render API"][0]
+
+    def send_plaintext(self, lines: list[str]) -> None:
+        """Graphite plaintext to where the aggregators send it (the relay or the cache)."""
+        with socket.create_connection((HOST, self.port("carbon")), timeout=5) as sock:
+            sock.sendall("".join(f"{line}\n" for line in lines).encode())
+
+    def render(self, target: str, start: int | str, end: int | str = "now") -> list[dict]:
+        query = urllib.parse.urlencode(
+            {"target": target, "from": start, "until": end, "format": "json"}
+        )
+        return get_json(f"{self.render_url}/render?{query}")
+
+    def whisper_file(self, metric: str, instance: str = "a") -> Path:
+        return (
+            self.data_dir / f"carbon-{instance}" / "whisper" / (metric.replace(".", "/") + ".wsp")
+        )
+
+
+def get_json(url: str, timeout: float = 30.0):
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def points(series: dict) -> dict[int, float]:
+    """A rendered series' non-null datapoints by timestamp."""
+    return {ts: value for value, ts in series["datapoints"] if value is not None}
+
+
+def wait_for(probe: Callable[[], T], timeout: float = 30.0, what: str = "a condition") -> T:
+    """Poll until probe() is truthy (bounded); return its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.2)
