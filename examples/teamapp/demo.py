@@ -13,6 +13,8 @@ or at SIGTERM/SIGINT, and then stops its children by PID and waits for them.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import os
 import selectors
 import signal
@@ -53,6 +55,7 @@ def child(module: str, *args: str, log_dir: Path, timeout: float = 30.0) -> Iter
             stderr=stderr,
             stdin=subprocess.DEVNULL,
             text=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 (no thread runs yet when children start)
         )
     try:
         try:
@@ -64,6 +67,12 @@ def child(module: str, *args: str, log_dir: Path, timeout: float = 30.0) -> Iter
         yield url
     finally:
         stop_process(proc)
+
+
+def _die_with_parent() -> None:
+    """In the child, on Linux: SIGTERM when the demo dies, even by SIGKILL: no orphans."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _wait_ready(proc: subprocess.Popen, module: str, timeout: float) -> str:

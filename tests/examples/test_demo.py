@@ -4,6 +4,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,31 @@ def test_demo_stops_cleanly_on_sigterm(sink):
     assert demo.returncode == 0
     for url in urls(banner):
         assert_down(url)
+
+
+@pytest.mark.slow
+def test_children_die_with_a_killed_demo(sink):
+    demo = start_demo(sink.port, "--duration", "600")
+    try:
+        banner = demo.stdout.readline()
+        assert banner.startswith("demo: app"), banner
+        demo.kill()  # SIGKILL: no chance to stop its children itself
+        demo.wait(timeout=10)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        demo.stdout.close()
+    for url in urls(banner):  # the kernel told them (PR_SET_PDEATHSIG)
+        wait_for_down(url)
+
+
+def wait_for_down(url: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url + "/health", timeout=1)
+        except requests.ConnectionError:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{url} still answers after its demo was killed")
