@@ -257,17 +257,21 @@ def main() -> None:
         rounds = ", ".join(f"{r:.0f}" for r in rates[side])
         print(f"  {label:18s} {rate[side]:7.0f} req/s  {cpu[side]:5.0f} us CPU/request"
               f"  (req/s by round: {rounds})")  # fmt: skip
-    print(f"  throughput loss:   {loss:7.1f} %  (median of the per-round losses)")
-    print(f"  CPU-bound loss:    {cpu_loss:7.1f} %  (1 - CPU(plain)/CPU(metrics) per request, "
-          f"median; {cpu['metrics'] - cpu['plain']:+.0f} us/request)")  # fmt: skip
-    losses = [loss, cpu_loss]
+
+    def verdict(value: float) -> str:
+        return "met" if value <= 5 else "MISSED"
+
+    print(f"  throughput loss:   {loss:7.1f} %  target <= 5 %: {verdict(loss)}"
+          "  (median of the per-round losses; wall clock, the noisiest)")  # fmt: skip
+    print(f"  CPU-bound loss:    {cpu_loss:7.1f} %  target <= 5 %: {verdict(cpu_loss)}"
+          f"  (1 - CPU(plain)/CPU(metrics) per request, median;"
+          f" {cpu['metrics'] - cpu['plain']:+.0f} us/request)")  # fmt: skip
     if instructions is not None:
         instruction_loss = (1 - instructions["plain"] / instructions["metrics"]) * 100
-        losses.append(instruction_loss)
         plain, metered = instructions["plain"], instructions["metrics"]
-        print(f"  instruction loss:  {instruction_loss:7.1f} %  ({plain:,.0f} vs {metered:,.0f} "
-              "per request, the worker under callgrind)")  # fmt: skip
-    print(f"  target, loss <= 5 %: {'met' if max(losses) <= 5 else 'MISSED'} (worst figure)")
+        print(f"  instruction loss:  {instruction_loss:7.1f} %  target <= 5 %: "
+              f"{verdict(instruction_loss)}  ({plain:,.0f} vs {metered:,.0f} instructions per "
+              "request, the worker under callgrind: unmoved by the load)")  # fmt: skip
     print(f"  metrics received:  {sink.lines} lines in {sink.datagrams} datagrams")
 
 
