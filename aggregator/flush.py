@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import time
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 
 from .config import Config
 from .jsnumber import js_str
@@ -45,21 +47,26 @@ class Flush:
             store.counters.setdefault(f"{self.config.prefix_stats}.{name}", 0)
 
     def __call__(self, store: Store, ts: int) -> FlushResult:
-        config, namer, interval = self.config, self.namer, self.interval_s
         if self.previous_ts > 0:
-            store.gauges[self.lag_key] = ts - self.previous_ts - interval
+            store.gauges[self.lag_key] = ts - self.previous_ts - self.interval_s
         self.previous_ts = ts
+        lines = self._lines(store, f" {ts}\n")
+        chunks, count = [], 0
+        while block := list(islice(lines, CHUNK_LINES)):
+            count += len(block)
+            chunks.append("".join(block).encode())
+        self.clear(store)
+        return FlushResult(chunks, count, ts)
+
+    def _lines(self, store: Store, suffix: str) -> Iterator[str]:
+        """Every line of a flush, in the reference's order (`suffix`: the timestamp, newline)."""
+        config, namer, interval = self.config, self.namer, self.interval_s
         started = time.perf_counter()
-        suffix = f" {ts}\n"
-        out: list[str] = []
-        add = out.append
-        chunks: list[bytes] = []
-        count = 0
         for key, value in store.counters.items():
             rate_path, count_path = namer.counter(key)
-            add(f"{rate_path} {js_str(value / interval)}{suffix}")
+            yield f"{rate_path} {js_str(value / interval)}{suffix}"
             if count_path:
-                add(f"{count_path} {js_str(value)}{suffix}")
+                yield f"{count_path} {js_str(value)}{suffix}"
         thresholds, wanted = config.percent_thresholds, config.calculated_timer_metrics
         for key, values in store.timers.items():
             bins = histogram_bins(key, config.histogram) if config.histogram else ()
@@ -69,24 +76,17 @@ class Flush:
                 fields = keep_fields(fields, wanted)
             head, tail = namer.timer_prefix(key)
             for name, value in fields:
-                add(f"{head}{name}{tail} {js_str(value)}{suffix}")
-            if len(out) >= CHUNK_LINES:
-                count += len(out)
-                chunks.append("".join(out).encode())
-                out.clear()
+                yield f"{head}{name}{tail} {js_str(value)}{suffix}"
         processing_ms = int((time.perf_counter() - started) * 1000)
         for key, value in store.gauges.items():
-            add(f"{namer.gauge_path(key)} {js_str(value)}{suffix}")
+            yield f"{namer.gauge_path(key)} {js_str(value)}{suffix}"
         for key, members in store.sets.items():
-            add(f"{namer.set_path(key)} {len(members)}{suffix}")
+            yield f"{namer.set_path(key)} {len(members)}{suffix}"
         num_stats = len(store.counters) + len(store.timers) + len(store.gauges) + len(store.sets)
-        add(f"{namer.num_stats} {num_stats}{suffix}")
+        yield f"{namer.num_stats} {num_stats}{suffix}"
         calculation_ms = int((time.perf_counter() - started) * 1000)
-        add(f"{namer.calculation_time} {calculation_ms}{suffix}")
-        add(f"{namer.processing_time} {processing_ms}{suffix}")
-        self.clear(store)
-        chunks.append("".join(out).encode())
-        return FlushResult(chunks, count + len(out), ts)
+        yield f"{namer.calculation_time} {calculation_ms}{suffix}"
+        yield f"{namer.processing_time} {processing_ms}{suffix}"
 
     def clear(self, store: Store) -> None:
         config = self.config

@@ -81,6 +81,9 @@ class Listeners:
         return self.udp + extra
 
     def close(self) -> None:
+        if self.unix is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.unix.getsockname())
         for s in [*self.udp, self.tcp, self.unix]:
             if s is not None:
                 s.close()
@@ -180,12 +183,20 @@ class Receiver:
         self.control = control
         self.sequence = seq
         self.parser = Parser(config)
-        self.max_line = config.max_line_length
-        self.bufsize = config.max_datagram_size + 1  # one more byte reveals an oversized one
-        self.batch = BatchReader.create(self.bufsize)
+        self._limits(config)
         self.interval = Interval()
         self.streams: dict[socket.socket, bytes] = {}
         self.selector = selectors.DefaultSelector()
+
+    def configure(self, config: Config) -> None:
+        """A reloaded configuration (SIGHUP)."""
+        self.parser.configure(config)
+        self._limits(config)
+
+    def _limits(self, config: Config) -> None:
+        self.max_line = config.max_line_length
+        self.bufsize = config.max_datagram_size + 1  # one more byte reveals an oversized one
+        self.batch = BatchReader.create(self.bufsize)
 
     def run(self) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -268,8 +279,8 @@ class Receiver:
         self.streams[conn] = buffered
 
     def _feed_stream(self, packet: bytes) -> None:
-        with self.sequence as self.interval.seq:
-            pass
+        with self.sequence as seq:  # a place in the global order, like a datagram batch
+            self.interval.seq = seq
         self.parser.feed(packet, self.interval)
 
     def command(self) -> bool:
@@ -291,7 +302,7 @@ class Receiver:
             kind, patterns = arg
             self.interval.drop(kind, patterns)
         elif action == "config":
-            self.parser.configure(arg)
+            self.configure(arg)
         return True
 
 

@@ -26,7 +26,7 @@ from pipeline import config
 from pipeline.alerts import cli as alerts
 from pipeline.config import ConfigError
 from pipeline.layout import HOST, Layout, LayoutError, Ports
-from pipeline.parts import parts
+from pipeline.parts import demo_banner, parts
 from pipeline.supervisor import PipelineError, Supervisor, check_dependencies, check_ports_free
 
 PROG = "statsd-metrics"
@@ -88,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=30.0,
         help="seconds each part has to answer (default 30)",
     )
+    up_parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="also run the example team-manager app with a simulated day of users, sending "
+        "to the first aggregator, so the dashboards fill on their own (examples/teamapp)",
+    )
     up_parser.set_defaults(func=up)
     alerts.add_parser(commands)
     return parser
@@ -140,7 +146,9 @@ def up(args: argparse.Namespace) -> int:
             aggregators=args.aggregators,
             flush_interval=args.flush_interval,
         )
-        pipeline_parts = parts(layout)
+        if args.demo and not layout.aggregators:
+            raise LayoutError("--demo sends to an aggregator: it needs --aggregators 1 or more")
+        pipeline_parts = parts(layout, demo=args.demo)
         check_dependencies(pipeline_parts)
         check_ports_free(pipeline_parts, HOST)
         with data_dir_lock(layout.data_dir):
@@ -150,6 +158,9 @@ def up(args: argparse.Namespace) -> int:
             supervisor.start(stop)
             try:
                 print("\n".join(addresses(layout)), flush=True)
+                for part in pipeline_parts:
+                    if part.name == "demo":
+                        _say(demo_banner(part))
                 _say(f"running; logs in {layout.log_dir}; Ctrl-C stops")
                 supervisor.watch(stop)
                 _say("stopping")

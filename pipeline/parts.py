@@ -8,16 +8,21 @@ the relay or cache, the relay's queue reaches the caches, and the caches write i
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 from pipeline.layout import HOST, Aggregator, CarbonCache, Layout
 from pipeline.supervisor import Part
 
 PROBE_TIMEOUT = 1.0
 PIP_GRAPHITE = "pip install -e '.[graphite]'"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]  # examples/ lives here, not installed
+DEMO_SECONDS = 86_400  # the demo's traffic is bounded: one real day
+DEMO_BANNER = "demo: app "
 
 
 def tcp_accepts(port: int) -> bool:
@@ -143,10 +148,46 @@ def aggregator(layout: Layout, agg: Aggregator) -> Part:
     )
 
 
-def parts(layout: Layout) -> list[Part]:
+def demo_app(layout: Layout) -> Part:
+    """The example team-manager app, its CHPP simulator and a simulated day of users
+    (examples/teamapp/demo.py), sending to the first aggregator."""
+    pythonpath = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
+    part = Part(
+        name="demo",
+        argv=[
+            sys.executable,
+            "-m",
+            "examples.teamapp.demo",
+            "--statsd-port",
+            str(layout.aggregators[0].port),
+            "--duration",
+            str(DEMO_SECONDS),
+        ],
+        ready=lambda: False,
+        modules=("flask", "sqlalchemy", "requests", "psutil"),
+        install="pip install -e '.[all]'",
+        env={"PYTHONPATH": pythonpath},
+        stop_timeout=30.0,
+    )
+    # Ready once it prints its banner: the app and the simulator then answer.
+    part.ready = lambda: DEMO_BANNER in demo_banner(part)
+    return part
+
+
+def demo_banner(part: Part) -> str:
+    """The demo's first log line (where its app listens), or "" before it has one."""
+    if part.log is None or not part.log.exists():
+        return ""
+    with part.log.open(errors="replace") as log:
+        return log.readline().strip()
+
+
+def parts(layout: Layout, *, demo: bool = False) -> list[Part]:
     found = [carbon_cache(layout, cache) for cache in layout.caches]
     if layout.relay_port is not None:
         found.append(relay(layout))
     found.append(render_api(layout))
     found += [aggregator(layout, agg) for agg in layout.aggregators]
+    if demo:
+        found.append(demo_app(layout))  # last: it feeds everything else
     return found

@@ -197,6 +197,8 @@ def test_tcp_unix_and_ipv6_inputs(start_daemon, sink, tmp_path):
     )
     assert flush.get("stats_counts.tcp") == "7"
     assert (flush["stats_counts.unix"], flush["stats_counts.six"]) == ("5", "6")
+    assert d.stop() == 0
+    assert not os.path.exists(unix_path)  # removed on the way out
 
 
 def test_management_commands_and_http_health(start_daemon, sink):
@@ -282,14 +284,15 @@ def test_carbon_down_spools_and_replays_in_order(start_daemon, tmp_path):
 
 def test_sighup_reloads_the_config(start_daemon, sink):
     d = start_daemon()
-    d.config_path.write_text(
-        json.dumps(json.loads(d.config_path.read_text()) | {"global_suffix": "reloaded"})
-    )
+    reloaded = {"global_suffix": "reloaded", "max_line_length": 20}
+    d.config_path.write_text(json.dumps(json.loads(d.config_path.read_text()) | reloaded))
     os.kill(d.process.pid, signal.SIGHUP)
     wait_until(lambda: "config reloaded" in d.log(), what="the reload")
-    d.send(b"r:1|c")
+    time.sleep(0.1)  # the receivers take the new limits from their pipe
+    d.send(b"r:1|c\n" + b"x" * 30 + b":1|c")
     flush = sink.wait_flush(lambda f: "stats_counts.r.reloaded" in f)
     assert flush["stats_counts.r.reloaded"] == "1"
+    assert flush["stats_counts.statsd.bad_lines_seen.reloaded"] == "1"  # the 34-byte line
 
 
 def test_a_bad_reload_keeps_the_running_config(start_daemon, sink):

@@ -1,0 +1,1 @@
+"""Example applications that show the whole statsd-metrics pipeline on realistic traffic."""

@@ -1,0 +1,74 @@
+import socket
+import threading
+
+import pytest
+
+from examples.teamapp.app import create_app
+from examples.teamapp.chpp_sim import ChppSimulator, SimSettings, create_sim_app
+from examples.teamapp.serving import serve_in_thread
+
+
+@pytest.fixture
+def chpp():
+    """The CHPP simulator on a loopback port, answering at once."""
+    sim = ChppSimulator(SimSettings(latency_ms=0, error_rate=0, rate_limit=1000))
+    with serve_in_thread(create_sim_app(sim)) as url:
+        sim.url = url
+        yield sim
+
+
+@pytest.fixture
+def make_app(chpp):
+    apps = []
+
+    def make(**config):
+        app = create_app({
+            "CHPP_URL": chpp.url,
+            "CHPP_RETRIES": 0,
+            "DEMO_USERS": 8,
+            "STATSD_PORT": 9,
+            "STATSD_METRICS_USER_HASH_SECRET": "test-secret",
+            "RATE_LIMITS": {"login": (100, 60.0), "sync": (100, 1.0)},
+            **config,
+        })  # fmt: skip
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions["teamapp"].chpp.close()
+        app.extensions["statsd_metrics"].client.close()
+
+
+class UdpSink:
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.datagrams: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                self.datagrams.append(self.sock.recv(65535))
+            except TimeoutError:
+                continue
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+    def lines(self) -> list[str]:
+        return [line for d in self.datagrams for line in d.decode("ascii").split("\n")]
+
+
+@pytest.fixture
+def sink():
+    s = UdpSink()
+    yield s
+    s.close()

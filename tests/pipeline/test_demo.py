@@ -1,0 +1,72 @@
+"""`statsd-metrics up --demo`: the example app and its traffic run beside the pipeline."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from pipeline.cli import build_parser
+from pipeline.layout import Layout, Ports
+from pipeline.parts import DEMO_BANNER, PROJECT_ROOT, parts
+from pipeline.testing import points, wait_for
+
+
+def test_demo_is_off_unless_asked():
+    assert build_parser().parse_args(["up"]).demo is False
+    assert build_parser().parse_args(["up", "--demo"]).demo is True
+    assert "demo" not in [p.name for p in parts(Layout.build(Path("var")))]
+
+
+def test_demo_part_feeds_the_first_aggregator_and_starts_last(tmp_path: Path):
+    layout = Layout.build(tmp_path, Ports(statsd=9125, mgmt=9126), aggregators=2)
+    found = parts(layout, demo=True)
+    demo = found[-1]  # started last, stopped first: its last metrics reach a running aggregator
+    assert demo.name == "demo"
+    assert demo.argv[1:3] == ["-m", "examples.teamapp.demo"]
+    assert demo.argv[demo.argv.index("--statsd-port") + 1] == "9125"
+    assert demo.env["PYTHONPATH"].split(":")[0] == str(PROJECT_ROOT)
+    assert (PROJECT_ROOT / "examples" / "teamapp" / "demo.py").exists()
+    assert {"flask", "sqlalchemy"} <= set(demo.modules)
+
+
+def test_demo_is_ready_once_it_prints_where_the_app_listens(tmp_path: Path):
+    demo = parts(Layout.build(tmp_path), demo=True)[-1]
+    assert not demo.ready()  # not started: no log
+    demo.log = tmp_path / "demo.log"
+    demo.log.write_text("")
+    assert not demo.ready()
+    demo.log.write_text(f"{DEMO_BANNER}http://127.0.0.1:5000, CHPP simulator ...\n")
+    assert demo.ready()
+
+
+def test_demo_without_an_aggregator_is_refused(tmp_path: Path):
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "up", "--data-dir", str(tmp_path), "--demo",
+         "--aggregators", "0"],
+        check=False, capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "--demo sends to an aggregator" in done.stderr
+
+
+@pytest.mark.slow
+def test_up_demo_fills_graphite_on_its_own_and_stops_everything(start_up):
+    up = start_up("--demo", "--flush-interval", "1").wait_ready()
+    banner = wait_for(lambda: re.search(r"demo: app (http://127\.0\.0\.1:\d+)", up.stderr()),
+                      what="the demo's banner on stderr")  # fmt: skip
+    app_url = banner.group(1)
+    assert requests.get(app_url + "/health", timeout=5).text == "ok"
+    for target in ("sumSeries(stats_counts.teamapp.http.*.status.*.*)",
+                   "stats.timers.teamapp.http.login.latency.count",
+                   "stats.gauges.teamapp.process.*.memory.rss"):  # fmt: skip
+        wait_for(lambda t=target: [s for s in up.render(t, "-5min") if any(points(s).values())],
+                 timeout=60, what=f"{target} in the render API")  # fmt: skip
+    assert up.stop(signal.SIGTERM) == 0
+    with pytest.raises(requests.ConnectionError):
+        requests.get(app_url + "/health", timeout=2)
