@@ -27,10 +27,16 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from flask import request
 
-from pipeline.alerts.rules import RULES_DIR
+from examples.teamapp.app import create_app
+from examples.teamapp.chpp_sim import ChppSimulator, SimSettings, create_sim_app
+from examples.teamapp.serving import serve_in_thread
+from examples.teamapp.traffic import TrafficGenerator, TrafficPlan
+from pipeline.alerts.rules import RULES_DIR, seconds
 from pipeline.layout import HOST
 from pipeline.testing import RunningUp, free_ports, graphite_config, wait_for
+from statsd_metrics.process import ProcessCollector
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "test-output"
@@ -213,10 +219,6 @@ class Live:
     """The running setup, with the switches the fault tests turn."""
 
     def __init__(self, work: Path, stack: ExitStack) -> None:
-        from examples.teamapp.app import create_app
-        from examples.teamapp.chpp_sim import ChppSimulator, SimSettings, create_sim_app
-        from flask import request
-
         self.stack = stack
         # Carbon's own metrics every second, so the Pipeline dashboard has them at once.
         templates = graphite_config(work / "graphite", CARBON_METRIC_INTERVAL=1)
@@ -263,8 +265,6 @@ class Live:
 
         stack.callback(self.app.extensions["statsd_metrics"].client.close)
         stack.callback(self.app.extensions["teamapp"].chpp.close)
-        from examples.teamapp.serving import serve_in_thread
-
         self.app_url = stack.enter_context(serve_in_thread(self.app))
         self.collector = None
         self.app_sending()
@@ -285,8 +285,6 @@ class Live:
 
     def chpp_up(self) -> None:
         """The CHPP simulator answers (again) on its port."""
-        from examples.teamapp.serving import serve_in_thread
-
         self.chpp_server = ExitStack()
         self.chpp_server.enter_context(serve_in_thread(self.chpp_app, self.chpp_port))
 
@@ -298,8 +296,6 @@ class Live:
 
     def app_sending(self) -> None:
         """The app's process collector runs: its heartbeat (uptime) advances."""
-        from statsd_metrics.process import ProcessCollector
-
         client = self.app.extensions["statsd_metrics"].client
         self.collector = ProcessCollector(client, interval=0.5).start()
 
@@ -316,21 +312,15 @@ def scaled_rules(source: Path, target: Path, factor: float) -> Path:
     for path in source.glob("*.yaml"):
         document = yaml.safe_load(path.read_text())
         for group in document.get("groups", []):
-            group["interval"] = f"{_seconds(group['interval']) * factor:g}s"
+            group["interval"] = f"{seconds(group['interval']) * factor:g}s"
             for rule in group["rules"]:
-                rule["for"] = f"{_seconds(rule.get('for', '0s')) * factor:g}s"
+                rule["for"] = f"{seconds(rule.get('for', '0s')) * factor:g}s"
                 for item in rule["data"]:
                     window = item.get("relativeTimeRange")
                     if window:
                         item["relativeTimeRange"] = {k: v * factor for k, v in window.items()}
         (target / path.name).write_text(yaml.safe_dump(document, sort_keys=False))
     return target
-
-
-def _seconds(text: str) -> float:
-    from pipeline.alerts.rules import seconds
-
-    return seconds(text)
 
 
 def chromium(*args: str, profile: Path, timeout: float = 90) -> str:
@@ -358,8 +348,6 @@ def chromium(*args: str, profile: Path, timeout: float = 90) -> str:
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """The pipeline with the example app, after a short simulated day of its users (error
     burst and rate-limit storm included, so that every panel has something to show)."""
-    from examples.teamapp.traffic import TrafficGenerator, TrafficPlan
-
     with ExitStack() as stack:
         setup = Live(tmp_path_factory.mktemp("grafana-live"), stack)
         plan = TrafficPlan(duration=12, users=12, peak_visits=3, error_burst=True,
