@@ -14,6 +14,7 @@ before the naming: `by_node(counts(groupByNode(...)), 0)`.
 from __future__ import annotations
 
 import json
+import string
 from dataclasses import dataclass, field
 
 from grafana_foundation_sdk.builders import common as common_builders
@@ -93,7 +94,6 @@ def graph(
     unit: str = "short",
     description: str = "",
     stacked: bool = False,
-    width: int = WIDTH,
 ) -> timeseries.Panel:
     """A time-series panel whose queries are Graphite targets, refIds A, B, C..."""
     panel = (
@@ -102,7 +102,7 @@ def graph(
         .description(description)
         .datasource(DATASOURCE)
         .unit(unit)
-        .span(width)
+        .span(WIDTH)
         .height(HEIGHT)
         .line_width(1)
         .fill_opacity(20 if stacked else 5)
@@ -121,7 +121,7 @@ def graph(
     )
     if stacked:
         panel = panel.stacking(common_builders.StackingConfig().mode(common.StackingMode.NORMAL))
-    for ref_id, target in zip("ABCDEFGHIJ", targets, strict=False):
+    for ref_id, target in zip(string.ascii_uppercase, targets, strict=False):
         panel = panel.with_target(Query(target).ref_id(ref_id).datasource(DATASOURCE))
     return panel
 
