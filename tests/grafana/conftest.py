@@ -220,6 +220,7 @@ class Live:
 
     def __init__(self, work: Path, stack: ExitStack) -> None:
         self.stack = stack
+        self.prefix = PREFIX
         # Carbon's own metrics every second, so the Pipeline dashboard has them at once.
         templates = graphite_config(work / "graphite", CARBON_METRIC_INTERVAL=1)
         self.up = RunningUp(work / "var", "--flush-interval", str(FLUSH), "--aggregators", "0",

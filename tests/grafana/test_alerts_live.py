@@ -21,8 +21,6 @@ from pipeline.alerts.evaluate import ALERTING, ERROR, NORMAL, PENDING, HttpRende
 from pipeline.alerts.rules import load
 
 pytestmark = pytest.mark.slow
-PREFIX = "teamapp"
-ENV = {"STATSD_METRICS_PREFIX": PREFIX}
 FIVE_XX = "statsd-metrics-5xx-ratio"
 LATENCY = "statsd-metrics-p90-latency"
 API = "statsd-metrics-external-api"
@@ -34,7 +32,7 @@ POLL = 0.5
 
 class Watch:
     def __init__(self, live) -> None:
-        self.rules = load(live.rules_dir, ENV)
+        self.rules = load(live.rules_dir, {"STATSD_METRICS_PREFIX": live.prefix})
         self.api = HttpRenderAPI(live.render_url)
         self.history: list[dict[str, str]] = []
 
@@ -42,6 +40,28 @@ class Watch:
         states = {s.rule.uid: s.state for s in check(self.rules, self.api)}
         self.history.append(states)
         return states
+
+    def steady(self, timeout: float, allowed: set[str] | None = None) -> None:
+        """Wait until every rule has stayed Normal for a whole window (the longest rule's,
+        10 s scaled): a ratio dying away can dip under its threshold and come back. Rules
+        outside `allowed` (if given) must not even go pending meanwhile."""
+        calm_for = max(r.nodes["A"].start for r in self.rules)
+        deadline = time.monotonic() + timeout
+        calm_since = time.monotonic()
+        while time.monotonic() - calm_since < calm_for:
+            states = self.states()
+            if allowed is not None:
+                active = {uid for uid, state in states.items() if state != NORMAL}
+                assert active <= allowed, f"unexpected rules active: {states}"
+            if set(states.values()) != {NORMAL}:
+                calm_since = time.monotonic()
+            assert time.monotonic() < deadline, f"not steady in {timeout} s: {self.history[-1]}"
+            time.sleep(POLL)
+
+    def recovers(self, allowed: set[str], timeout: float = 60) -> None:
+        """Back to all Normal without any rule outside `allowed` on the way, and staying so."""
+        self.until(set(), allowed, timeout)
+        self.steady(timeout, allowed)
 
     def until(self, firing: set[str], allowed: set[str], timeout: float = 60) -> dict[str, str]:
         """Poll until exactly `firing` is Alerting (all Normal if empty); every poll on the way
@@ -72,8 +92,7 @@ def users(live):
 @pytest.fixture(scope="module")
 def watch(live, users) -> Watch:
     watch = Watch(live)
-    everything = {rule.uid for rule in watch.rules}
-    watch.until(set(), allowed=everything, timeout=90)  # the simulated day's storms pass
+    watch.steady(timeout=120)  # the simulated day's storms have passed
     return watch
 
 
@@ -81,7 +100,7 @@ def alerts_check(live, *args: str) -> str:
     """`statsd-metrics alerts check` itself (python -m pipeline), on the scaled rule files."""
     result = subprocess.run(
         [sys.executable, "-m", "pipeline", "alerts", "check", "--render-url", live.render_url,
-         "--rules", str(live.rules_dir), "--set", f"STATSD_METRICS_PREFIX={PREFIX}", *args],
+         "--rules", str(live.rules_dir), "--set", f"STATSD_METRICS_PREFIX={live.prefix}", *args],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -115,7 +134,7 @@ def test_error_burst_fires_only_the_5xx_ratio_then_recovers(live, watch):
         assert line.startswith("Alerting")
     finally:
         live.faults.error_rate = 0.0
-    watch.until(set(), allowed={FIVE_XX})
+    watch.recovers({FIVE_XX})
 
 
 def test_external_api_outage_fires_only_the_api_rule_then_recovers(live, watch):
@@ -127,13 +146,13 @@ def test_external_api_outage_fires_only_the_api_rule_then_recovers(live, watch):
         watch.until({API}, allowed={API})
     finally:
         live.chpp_up()
-    watch.until(set(), allowed={API})
+    watch.recovers({API})
 
 
 def test_bad_lines_fire_only_the_aggregator_rule_then_recover(live, watch):
     live.aggregator.send(b"no colon here", b"teamapp.x:1|zz", b"teamapp.y:abc|c")
     watch.until({BAD_LINES}, allowed={BAD_LINES})
-    watch.until(set(), allowed={BAD_LINES})
+    watch.recovers({BAD_LINES})
 
 
 def test_carbon_unreachable_fires_spool_and_no_data_then_recovers(live, watch):
@@ -147,7 +166,7 @@ def test_carbon_unreachable_fires_spool_and_no_data_then_recovers(live, watch):
         live.forwarder.restore()
     # The aggregator reconnects after its backoff (up to 30 s) and replays the spool, whose
     # gauge then shows it grew; the spool rule resolves once that leaves the window.
-    watch.until(set(), allowed={SPOOL, NO_DATA}, timeout=120)
+    watch.recovers({SPOOL, NO_DATA}, timeout=120)
     replayed = HttpRenderAPI(live.render_url).render(
         "stats.gauges.statsd.spool.flushes", int(time.time()) - 120, int(time.time()), 1000
     )
@@ -162,7 +181,7 @@ def test_application_going_silent_fires_only_no_data_then_recovers(live, watch, 
     finally:
         live.app_sending()
         users.start()
-    watch.until(set(), allowed={NO_DATA})
+    watch.recovers({NO_DATA})
     assert LATENCY not in {
         uid for states in watch.history for uid, s in states.items() if s != NORMAL
     }
