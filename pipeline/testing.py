@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from pipeline.alerts.evaluate import backend_render_form
 from pipeline.config import GRAPHITE_DIR
 from pipeline.layout import HOST, INSTANCE_STRIDE, Ports
 
@@ -213,14 +214,7 @@ class Grafana:
         self, target: str, start: int, end: int, max_data_points: int = 43200
     ) -> tuple[int, object]:
         """Alerting and "Save & test" (Go backend): sorted keys, `+` for spaces, no aliasSub."""
-        fields = {
-            "format": "json",
-            "from": start,
-            "maxDataPoints": max_data_points,
-            "target": target,
-            "until": end,
-        }
-        return self._post("/render", urllib.parse.urlencode(sorted(fields.items())))
+        return self._post("/render", backend_render_form(target, start, end, max_data_points))
 
     def find_post(self, query: str, start: int, end: int) -> tuple[int, object]:
         # The frontend writes the glob into the body unencoded.

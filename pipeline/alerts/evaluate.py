@@ -41,6 +41,19 @@ class RenderAPI(Protocol):
         """The parsed JSON of one /render answer."""
 
 
+def backend_render_form(target: str, start: int, end: int, max_data_points: int) -> str:
+    """The body Grafana's Go backend POSTs to /render: Go's url.Values.Encode(), keys sorted,
+    `+` for spaces, one target and no aliasSub."""
+    fields = {
+        "format": "json",
+        "from": start,
+        "maxDataPoints": max_data_points,
+        "target": target,
+        "until": end,
+    }
+    return urllib.parse.urlencode(sorted(fields.items()))
+
+
 class HttpRenderAPI:
     """A render API over HTTP, asked exactly as Grafana's backend asks it."""
 
@@ -49,20 +62,9 @@ class HttpRenderAPI:
         self.timeout = timeout
 
     def render(self, target: str, start: int, end: int, max_data_points: int) -> object:
-        body = urllib.parse.urlencode(
-            sorted(
-                {
-                    "format": "json",
-                    "from": start,
-                    "maxDataPoints": max_data_points,
-                    "target": target,
-                    "until": end,
-                }.items()
-            )
-        ).encode()
         request = urllib.request.Request(
             f"{self.url}/render",
-            data=body,
+            data=backend_render_form(target, start, end, max_data_points).encode(),
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
         try:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import html
 import json
-import re
 import urllib.parse
 from pathlib import Path
 
 from flask import Blueprint, abort, request
 from graphite_render.app import app
 
+from pipeline.alerts.rules import seconds
 from pipeline.dashboards import load_all
 from pipeline.dashboards.templating import ALL, PanelQuery, Variable, panels, resolve
 
@@ -37,11 +37,11 @@ def _expand(query: str) -> list[str]:
     return sorted({node.path for node in app.store.find(query)})
 
 
-def _seconds(text: str) -> int:
-    match = re.fullmatch(r"(\d+)(s|m|h)?", text or "")
-    if not match:
+def _refresh(text: str) -> float:
+    try:
+        return seconds(text)
+    except ValueError:
         return DEFAULT_REFRESH
-    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, None: 1}[match.group(2)]
 
 
 def _size(panel: PanelQuery) -> tuple[int, int]:
@@ -134,7 +134,7 @@ def dashboard(uid: str) -> str:
             f' width="{width}" height="{height}">'
             f"<figcaption>{html.escape(panel.get('description', ''))}</figcaption></figure>"
         )
-    refresh = _seconds(request.args.get("refresh") or model.get("refresh", ""))
+    refresh = _refresh(request.args.get("refresh") or model.get("refresh", ""))
     return _page(model["title"], "".join(parts), refresh)
 
 
