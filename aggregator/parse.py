@@ -72,15 +72,17 @@ class Parser:
         """One datagram (or one TCP chunk of complete lines)."""
         self.feed_many((data,), iv)
 
-    def feed_many(self, datagrams, iv: Interval) -> None:
+    def feed_many(self, datagrams, iv: Interval, longest: int | None = None) -> None:
         """Several datagrams (bytes-like) at once: one decode and one line loop for all.
 
         What is rare (oversized datagrams, invalid UTF-8, CR, long lines, tags) is detected
         once per batch with C-level checks, so the per-line loop only does the common work.
+        `longest`: the longest datagram's length, when the reader knows it already.
         """
         iv.packets += len(datagrams)
         iv.last_msg_seen = time.time()
-        longest = max(map(len, datagrams), default=0)
+        if longest is None:
+            longest = max(map(len, datagrams), default=0)
         if longest > self.max_datagram:
             kept = [d for d in datagrams if len(d) <= self.max_datagram]
             iv.reject("oversized_datagram", len(datagrams) - len(kept))

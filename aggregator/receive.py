@@ -226,9 +226,9 @@ class Receiver:
                 read = self.batch.read
                 for _ in range(_DRAIN // BATCH):
                     with sequence as iv.seq:
-                        datagrams = read(sock)
+                        datagrams, longest = read(sock)
                     if datagrams:
-                        feed(datagrams, iv)
+                        feed(datagrams, iv, longest)
                     if len(datagrams) < BATCH:
                         time.sleep(_COALESCE)
                         return
