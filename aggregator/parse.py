@@ -72,22 +72,25 @@ class Parser:
         """One datagram (or one TCP chunk of complete lines)."""
         self.feed_many((data,), iv)
 
-    def feed_many(self, datagrams, iv: Interval, longest: int | None = None) -> None:
-        """Several datagrams (bytes-like) at once: one decode and one line loop for all.
+    def feed_many(self, datagrams, iv: Interval) -> None:
+        """Several datagrams (bytes-like) at once: one decode and one line loop for all."""
+        longest = max(map(len, datagrams), default=0)
+        kept = datagrams
+        if longest > self.max_datagram:
+            kept = [d for d in datagrams if len(d) <= self.max_datagram]
+        self.feed_joined(b"\n".join(kept), len(datagrams), len(datagrams) - len(kept), longest, iv)
+
+    def feed_joined(self, data: bytes, packets: int, oversized: int, longest: int, iv: Interval):
+        """`packets` datagrams, `oversized` of them left out and the others joined with
+        newlines into `data`; `longest` is the longest one's length.
 
         What is rare (oversized datagrams, invalid UTF-8, CR, long lines, tags) is detected
         once per batch with C-level checks, so the per-line loop only does the common work.
-        `longest`: the longest datagram's length, when the reader knows it already.
         """
-        iv.packets += len(datagrams)
+        iv.packets += packets
         iv.last_msg_seen = time.time()
-        if longest is None:
-            longest = max(map(len, datagrams), default=0)
-        if longest > self.max_datagram:
-            kept = [d for d in datagrams if len(d) <= self.max_datagram]
-            iv.reject("oversized_datagram", len(datagrams) - len(kept))
-            datagrams = kept
-        data = b"\n".join(datagrams)
+        if oversized:
+            iv.reject("oversized_datagram", oversized)
         try:
             text = data.decode()
         except UnicodeDecodeError:
