@@ -13,7 +13,8 @@ in `bad_lines_seen` (and by reason in `Interval.rejects`):
 * new names beyond `max_metric_names` in one interval.
 
 This is the receiving hot path: the loop is written for CPython speed (locals, caches of
-sanitised keys and parsed numbers, the common single-group untagged line first).
+sanitised keys, parsed numbers and whole counter lines, the common single-group untagged
+line first).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .state import Gauge, Interval
 TIMER_TYPES = frozenset(("ms", "h", "d"))
 _KEY_CACHE_LIMIT = 250_000
 _NUMBER_CACHE_LIMIT = 20_000
+_COUNTER_CACHE_LIMIT = 100_000
 
 
 def number(text: str) -> float | None:
@@ -62,25 +64,33 @@ class Parser:
         self.keys: dict[str, str] = {}  # raw key -> key ("" when it sanitises to nothing)
         self.numbers: dict[str, float] = {}  # only valid values are cached
         self.rates: dict[str, float] = {}
+        # Whole counter lines seen before -> (key, increment). StatsD counters repeat the
+        # same line (`requests:1|c`) over and over: a hit skips all the splitting.
+        self.counted: dict[str, tuple[str, float]] = {}
 
     def feed(self, data: bytes, iv: Interval) -> None:
         """One datagram (or one TCP chunk of complete lines)."""
         self.feed_many((data,), iv)
 
     def feed_many(self, datagrams, iv: Interval) -> None:
-        """Several datagrams (bytes-like) at once: one decode and one line loop for all.
+        """Several datagrams (bytes-like) at once: one decode and one line loop for all."""
+        longest = max(map(len, datagrams), default=0)
+        kept = datagrams
+        if longest > self.max_datagram:
+            kept = [d for d in datagrams if len(d) <= self.max_datagram]
+        self.feed_joined(b"\n".join(kept), len(datagrams), len(datagrams) - len(kept), longest, iv)
+
+    def feed_joined(self, data: bytes, packets: int, oversized: int, longest: int, iv: Interval):
+        """`packets` datagrams, `oversized` of them left out and the others joined with
+        newlines into `data`; `longest` is the longest one's length.
 
         What is rare (oversized datagrams, invalid UTF-8, CR, long lines, tags) is detected
         once per batch with C-level checks, so the per-line loop only does the common work.
         """
-        iv.packets += len(datagrams)
+        iv.packets += packets
         iv.last_msg_seen = time.time()
-        longest = max(map(len, datagrams), default=0)
-        if longest > self.max_datagram:
-            kept = [d for d in datagrams if len(d) <= self.max_datagram]
-            iv.reject("oversized_datagram", len(datagrams) - len(kept))
-            datagrams = kept
-        data = b"\n".join(datagrams)
+        if oversized:
+            iv.reject("oversized_datagram", oversized)
         try:
             text = data.decode()
         except UnicodeDecodeError:
@@ -89,7 +99,7 @@ class Parser:
         if "\r" in text:  # CRLF line ends (a lone CR elsewhere stays and fails validation)
             text = text.replace("\r\n", "\n").removesuffix("\r")
         lines = text.split("\n")
-        if longest > self.max_line or "|#" in text:
+        if longest > self.max_line or ("#" in text and "|#" in text):  # memchr first
             lines = self._screen(lines, iv)
         self.lines(lines, iv)
 
@@ -129,12 +139,25 @@ class Parser:
         keys = self.keys
         numbers = self.numbers
         rates = self.rates
+        counted = self.counted
         counters = iv.counters
         timers = iv.timers
         timer_counts = iv.timer_counts
         if count:
             iv.metrics += len(lines) - lines.count("")
         for line in lines:
+            hit = counted.get(line)
+            if hit is not None:
+                key, inc = hit
+                c = counters.get(key)
+                if c is None:
+                    if iv.names >= self.max_names:
+                        iv.reject("too_many_names")
+                        continue
+                    iv.names += 1
+                    c = 0
+                counters[key] = c + inc
+                continue
             if not line:
                 continue
             name, sep, rest = line.partition(":")
@@ -186,7 +209,11 @@ class Parser:
                         continue
                     iv.names += 1
                     c = 0
-                counters[key] = c + (v if rate == 1.0 else v * (1 / rate))
+                inc = v if rate == 1.0 else v * (1 / rate)
+                counters[key] = c + inc
+                if len(counted) >= _COUNTER_CACHE_LIMIT:
+                    counted.clear()
+                counted[line] = (key, inc)
             elif typ in TIMER_TYPES:
                 if v < 0:
                     iv.reject("negative_timer")

@@ -220,24 +220,24 @@ class Receiver:
 
     def drain(self, sock: socket.socket) -> None:
         """Read what is waiting (bounded, so the control pipe is never starved)."""
-        feed, iv, sequence = self.parser.feed_many, self.interval, self.sequence
+        iv, sequence = self.interval, self.sequence
         try:
             if self.batch is not None:
-                read = self.batch.read
+                read, feed = self.batch.read, self.parser.feed_joined
                 for _ in range(_DRAIN // BATCH):
                     with sequence as iv.seq:
-                        datagrams = read(sock)
-                    if datagrams:
-                        feed(datagrams, iv)
-                    if len(datagrams) < BATCH:
+                        data, count, cut, longest = read(sock)
+                    if count:
+                        feed(data, count, cut, longest, iv)
+                    if count < BATCH:
                         time.sleep(_COALESCE)
                         return
             else:
-                recv, size = sock.recv, self.bufsize
+                recv, size, feed_many = sock.recv, self.bufsize, self.parser.feed_many
                 for _ in range(_DRAIN):
                     with sequence as iv.seq:
                         data = recv(size)
-                    feed((data,), iv)
+                    feed_many((data,), iv)
         except BlockingIOError:
             time.sleep(_COALESCE)
         except OSError as exc:  # e.g. ECONNREFUSED bounced to a UDP socket: not fatal

@@ -1,8 +1,19 @@
 """Batch datagram reading with Linux recvmmsg(2) through ctypes.
 
-One system call fills up to `BATCH` slots of one preallocated buffer, so the per-datagram
-cost in Python is a memoryview slice instead of a `recv` call and a fresh 64 KiB allocation.
-This is what lets small datagrams (one counter each) reach several times the reference's rate.
+One system call reads up to `BATCH` datagrams into preallocated buffers, instead of a `recv`
+call and a fresh 64 KiB allocation per datagram. This is what lets small datagrams (one counter
+each) reach several times the reference's rate. A batch of 256 rather than 64 spreads the
+ctypes call and the parser's per-batch work over more datagrams (-7% instructions per
+one-counter datagram; beyond 256 nothing is won).
+
+Each datagram is read in two pieces: its first NEAR - 1 bytes into a compact slot that begins
+with a newline and is otherwise NUL, the rest (if any) into a large slot of its own. When every
+datagram of a batch fits its compact slot (StatsD datagrams with one metric are 30 to 80
+bytes), the newline-joined text the parser wants is one copy of the compact slots with the
+NULs deleted, at C speed and without a Python object per datagram: ~85 ns per datagram where
+a memoryview slice per datagram and a join cost ~150 ns. A NUL inside a datagram shows as a
+length mismatch, and a longer datagram as its length: both take the general path, which
+slices and joins.
 On systems without recvmmsg, `BatchReader.create` returns None and the caller uses `recv`.
 """
 
@@ -11,9 +22,11 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import mmap
 import socket
 
-BATCH = 64
+BATCH = 256
+NEAR = 128  # bytes of a compact slot: a newline, then up to 127 bytes of one datagram
 
 
 class _IoVec(ctypes.Structure):
@@ -55,37 +68,71 @@ class BatchReader:
 
     def __init__(self, slot: int) -> None:
         self.slot = slot
-        self.buffer = ctypes.create_string_buffer(slot * BATCH)
-        self.view = memoryview(self.buffer).cast("B")
-        self.iovecs = (_IoVec * BATCH)()
+        self.near_len = min(NEAR - 1, slot)  # datagram bytes a compact slot holds
+        far_len = slot - self.near_len
+        self.pristine = (b"\n" + bytes(NEAR - 1)) * BATCH
+        self.near = ctypes.create_string_buffer(self.pristine, len(self.pristine))
+        self.near_view = memoryview(self.near).cast("B")  # bytes copy of the used part
+        # Anonymous mmap: its pages only become resident when a long datagram is written.
+        self.far = mmap.mmap(-1, max(far_len, 1) * BATCH)
+        self.iovecs = (_IoVec * (2 * BATCH))()
         self.headers = (_MMsgHdr * BATCH)()
-        base = ctypes.addressof(self.buffer)
+        near, far = (
+            ctypes.addressof(self.near),
+            ctypes.addressof(ctypes.c_char.from_buffer(self.far)),
+        )
         for i in range(BATCH):
-            self.iovecs[i].base = base + i * slot
-            self.iovecs[i].len = slot
-            self.headers[i].hdr.iov = ctypes.pointer(self.iovecs[i])
-            self.headers[i].hdr.iovlen = 1
+            self.iovecs[2 * i].base = near + i * NEAR + 1
+            self.iovecs[2 * i].len = self.near_len
+            self.iovecs[2 * i + 1].base = far + i * far_len
+            self.iovecs[2 * i + 1].len = far_len
+            self.headers[i].hdr.iov = ctypes.pointer(self.iovecs[2 * i])
+            self.headers[i].hdr.iovlen = 2 if far_len else 1
         words = memoryview(self.headers).cast("B").cast("I")
         stride = ctypes.sizeof(_MMsgHdr) // 4
         self._lengths = words[_MMsgHdr.len.offset // 4 :: stride]
         self._address = ctypes.addressof(self.headers)
-        self.offsets = [i * slot for i in range(BATCH)]
+        near_view, far_view = self.near_view, memoryview(self.far)
+        self.near_slots = [near_view[i * NEAR + 1 : (i + 1) * NEAR] for i in range(BATCH)]
+        self.far_slots = [far_view[i * far_len : (i + 1) * far_len] for i in range(BATCH)]
 
     @classmethod
     def create(cls, slot: int) -> BatchReader | None:
         return cls(slot) if _recvmmsg is not None else None
 
-    def read(self, sock: socket.socket) -> list[memoryview]:
-        """The datagrams waiting on non-blocking `sock` (at most BATCH); [] when none.
+    def read(self, sock: socket.socket) -> tuple[bytes, int, int, int]:
+        """What is waiting on non-blocking `sock` (at most BATCH datagrams): the datagrams
+        joined with newlines, how many were read, how many of them were cut (left out of the
+        text) and the longest one's length; (b"", 0, 0, 0) when none.
 
         A datagram longer than the slot is cut to the slot's length: the caller makes the
-        slot one byte larger than the largest datagram it accepts, so a cut one is rejected.
+        slot one byte larger than the largest datagram it accepts, so a cut one is one too
+        long to accept.
         """
         n = _recvmmsg(sock.fileno(), self._address, BATCH, 0, None)
         if n <= 0:
             err = ctypes.get_errno()
             if n < 0 and err not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR):
                 raise OSError(err, "recvmmsg failed")
-            return []
-        view = self.view
-        return [view[o : o + n] for o, n in zip(self.offsets, self._lengths[:n], strict=False)]
+            return b"", 0, 0, 0
+        lengths = self._lengths[:n].tolist()  # ints made in C, not one by one by a loop
+        longest = max(lengths)
+        used = n * NEAR
+        if longest <= self.near_len and longest < self.slot:
+            text = self.near_view[:used].tobytes().translate(None, b"\0")
+            if len(text) == n + sum(lengths):  # no NUL of a datagram's own was deleted
+                ctypes.memmove(self.near, self.pristine, used)  # the slots are NUL again
+                return text[1:], n, 0, longest
+        pieces: list = []
+        short, near, far, kept = self.near_len, self.near_slots, self.far_slots, 0
+        for i, size in enumerate(lengths):
+            if size >= self.slot:
+                continue  # cut
+            kept += 1
+            if size <= short:
+                pieces += (b"\n", near[i][:size])
+            else:
+                pieces += (b"\n", near[i], far[i][: size - short])
+        data = b"".join(pieces[1:])  # without the first separator
+        ctypes.memmove(self.near, self.pristine, used)
+        return data, n, n - kept, longest

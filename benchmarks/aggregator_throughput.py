@@ -4,7 +4,9 @@ Both daemons run in the same run on the same machine, fed by the same load gener
 sendmmsg, pre-built datagrams, compiled here) and flushing to the same fake Carbon sink, both
 with an 8 MiB UDP receive buffer (the reference through a small server module written here).
 Loss is judged by totals at the sink: the internal `metrics_received` counts and the sums of
-the benchmark's counter counts and timer counts, against what the generator sent.
+the benchmark's counter counts and timer counts, against what the generator sent. Each trial
+also prints the CPU time the daemon and the generator spent per datagram and how idle the
+machine was: on a shared 2-core machine these say what bounded a rate.
 
 Scenarios:
   mix       realistic mix (60% counters, 30% timers, 5% gauges, 5% sets, 10k names, 30% of
@@ -22,6 +24,7 @@ The reference is installed with `npm install --prefix` into ~/.cache/statsd-metr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -256,6 +259,22 @@ def _kib(path: str, field: str) -> int:
     return 0
 
 
+def _cpu_ns(pid: int) -> int:
+    """CPU time used so far by a process and its children, every thread (schedstat, ns)."""
+    total = 0
+    for p in [pid, *_children(pid)]:
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            with contextlib.suppress(OSError, ValueError):  # a thread that just ended
+                total += int((task / "schedstat").read_text().split()[0])
+    return total
+
+
+def _machine_jiffies() -> tuple[int, int]:
+    """(idle, total) jiffies of all cores so far, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return fields[3] + fields[4], sum(fields)
+
+
 class MemorySampler(threading.Thread):
     """Peak of the summed PSS of a process tree (shared pages counted once), every 0.2 s."""
 
@@ -349,17 +368,30 @@ class Daemon:
 
 
 def offer(daemon: Daemon, sink: Sink, w: Workload, rate_dps: float, seconds: float):
-    """Send at `rate_dps` datagrams/s; return (loss fraction, details)."""
+    """Send at `rate_dps` datagrams/s; return (loss fraction, details).
+
+    Also measured, to show what bounds a rate on a shared machine: the CPU time the daemon
+    (every process and thread) and the generator (its kernel work on loopback included)
+    spent per datagram, and how idle the machine was while sending.
+    """
     before = sink.read()
-    out = subprocess.run(
+    daemon_cpu, machine = _cpu_ns(daemon.process.pid), _machine_jiffies()
+    generator = subprocess.Popen(
         [str(loadgen()), str(daemon.port), str(rate_dps), str(seconds), "8", str(w.path)],
-        check=True,
-        capture_output=True,
+        stdout=subprocess.PIPE,
         text=True,
-    ).stdout.split()
+    )
+    with generator.stdout:
+        out = generator.stdout.read().split()
+    _, status, usage = os.wait4(generator.pid, 0)  # reaped here, for its resource usage
+    generator.returncode = os.waitstatus_to_exitcode(status)
+    if generator.returncode:
+        raise RuntimeError(f"load generator failed (exit status {generator.returncode})")
+    idle, total = (b - a for a, b in zip(machine, _machine_jiffies(), strict=True))
     sent, took = int(out[0]), float(out[1])
     # the rest of the socket buffer drains, then two flushes carry everything
     time.sleep(2 * daemon.flush_s + 1.0)
+    daemon_cpu = _cpu_ns(daemon.process.pid) - daemon_cpu
     after = sink.read()
     got = {k: after[k] - before[k] for k in FIELDS}
     want = w.expected(sent)
@@ -368,7 +400,12 @@ def offer(daemon: Daemon, sink: Sink, w: Workload, rate_dps: float, seconds: flo
         if want[k]:
             losses.append(1 - got[k] / want[k])
     achieved = sent / took if took else 0
-    return max(losses), {"sent": sent, "achieved_dps": achieved, "got": got, "want": want}
+    cpu = {
+        "daemon_us": daemon_cpu / 1000 / max(sent, 1),
+        "generator_us": (usage.ru_utime + usage.ru_stime) * 1e6 / max(sent, 1),
+        "idle": idle / max(total, 1),
+    }
+    return max(losses), {"sent": sent, "achieved_dps": achieved, "got": got, "want": want, **cpu}
 
 
 class Search:
@@ -400,7 +437,8 @@ class Search:
             print(
                 f"  {self.kind:9} offered {self.rate * self.per:>10,.0f} metrics/s "
                 f"(achieved {info['achieved_dps'] * self.per:>10,.0f}): loss {loss:8.4%} "
-                f"{verdict}",
+                f"{verdict:17} CPU per datagram: daemon {info['daemon_us']:5.2f} us, "
+                f"generator {info['generator_us']:4.2f} us; idle {info['idle']:4.0%}",
                 flush=True,
             )
             if reached:

@@ -201,3 +201,33 @@ def test_feed_many_is_the_same_as_one_feed_per_datagram():
     parser.feed_many([memoryview(d) for d in datagrams], batched)
     batched.last_msg_seen = one_by_one.last_msg_seen
     assert batched == one_by_one
+
+
+def test_a_counter_line_seen_before_adds_up_like_a_new_one():
+    # the second interval takes every line from the parser's cache of counter lines
+    lines = b"a:1|c\na:1|c|@0.1\nb:2.5|c\nt:1|c|#k:v\nb:2.5|c"
+    parser = Parser(from_mapping({}))
+    first, second = Interval(), Interval()
+    parser.feed(lines, first)
+    parser.feed(lines, second)
+    assert second.counters == first.counters == {"a": 11.0, "b": 5.0, "t;k=v": 1}
+    assert (second.metrics, second.names, second.bad) == (5, 3, 0)
+
+
+def test_a_cached_counter_line_still_meets_the_name_cap():
+    parser = Parser(from_mapping({"max_metric_names": 1}))
+    first, second = Interval(), Interval()
+    parser.feed(b"a:1|c\nb:1|c", first)
+    parser.feed(b"b:1|c\na:1|c\na:1|c", second)  # a fresh interval: b comes first now
+    assert first.counters == {"a": 1}
+    assert second.counters == {"b": 1}
+    assert second.rejects == {"too_many_names": 2}
+
+
+def test_a_reload_forgets_cached_lines():
+    parser = Parser(from_mapping({}))
+    parser.feed(b"a b:1|c", Interval())
+    parser.configure(from_mapping({"key_name_sanitize": False}))
+    iv = Interval()
+    parser.feed(b"a b:1|c", iv)
+    assert iv.counters == {"a b": 1}
