@@ -74,6 +74,8 @@ class Sink:
     def close(self) -> None:
         """Stop listening and drop every connection, as a Carbon that goes away would."""
         self.closed = True
+        with contextlib.suppress(OSError):  # wakes the accepting thread, which holds the port
+            self.server.shutdown(socket.SHUT_RDWR)
         self.server.close()
         for conn in self.connections:
             with contextlib.suppress(OSError):
