@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
 
 from aggregator.graphite import Carbon
@@ -107,3 +108,18 @@ def test_carbon_closing_the_connection_is_noticed_before_the_next_write(tmp_path
 
     asyncio.run(scenario())
     assert [e.ts for e in spool.entries] == [2]
+
+
+def test_a_carbon_that_accepts_and_never_reads_is_a_failed_delivery(tmp_path):
+    # Never accepted, never read: the kernel still completes the handshake and takes in what
+    # fits its small receive buffer; the rest waits unacknowledged in ours.
+    with socket.create_server(("127.0.0.1", 0)) as hung:
+        hung.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        spool = Spool(tmp_path, 10_000_000, 3600)
+
+        async def scenario() -> bool:
+            carbon = Carbon("127.0.0.1", hung.getsockname()[1], 0.5, spool, 0)
+            return await carbon.deliver(payload(NOW, n=5000), NOW)  # ~90 KB
+
+        assert not asyncio.run(scenario())
+    assert [e.ts for e in spool.entries] == [NOW]
