@@ -30,7 +30,15 @@ from .graphite import Carbon
 from .jsnumber import js_round
 from .memory import release_memory
 from .mgmt import Management
-from .receive import ListenError, Listeners, Sequence, open_listeners, run_receiver, tcp_listener
+from .receive import (
+    STOP_DRAIN,
+    ListenError,
+    Listeners,
+    Sequence,
+    open_listeners,
+    run_receiver,
+    tcp_listener,
+)
 from .spool import Spool
 from .state import Interval, Store
 
@@ -143,6 +151,8 @@ class Daemon:
     async def _ask(self, action: str, arg: object = None) -> None:
         """Ask each receiver in turn (the others keep reading meanwhile); bounded waits."""
         deadline = time.monotonic() + max(1.0, self.config.flush_interval)
+        if action == "stop":  # each first reads what is left in the sockets
+            deadline += STOP_DRAIN * len(self.receivers)
         for handle in self.receivers:
             if handle.asked or handle.control.closed:
                 continue
