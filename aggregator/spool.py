@@ -45,6 +45,12 @@ class Spool:
             log.error("spool directory %s is unusable: %s", directory, exc)
 
     def _load(self) -> None:
+        for path in self.directory.glob("*.tmp"):  # a write cut short by a kill
+            ts = path.stem.partition("-")[2]
+            with contextlib.suppress(OSError):
+                lines = path.read_bytes().count(b"\n")
+                path.unlink()
+                self._lost(int(ts) if ts.isdigit() else 0, lines, "half-written by a killed daemon")
         for path in sorted(self.directory.glob("*.txt")):
             sequence, _, ts = path.stem.partition("-")
             if sequence.isdigit() and ts.isdigit():

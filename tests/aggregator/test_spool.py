@@ -34,6 +34,14 @@ def test_replays_oldest_first_and_survives_a_restart(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_a_flush_half_written_by_a_killed_daemon_is_removed_and_counted(tmp_path):
+    (tmp_path / "000000000007-1000.tmp").write_bytes(b"stats.a 1 1000\nstats.b 2 10")
+    (tmp_path / "stray.tmp").write_bytes(b"")
+    spool = Spool(tmp_path, 10_000, 3600)
+    assert not list(tmp_path.glob("*.tmp"))
+    assert (spool.dropped_payloads, spool.dropped_lines, len(spool)) == (2, 1, 0)
+
+
 def test_byte_limit_drops_the_oldest_and_counts_lines(tmp_path):
     one = len(b"".join(payload(1)))
     spool = Spool(tmp_path, 2 * one, 3600)

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from aggregator.graphite import unacknowledged
-from tests.aggregator.conftest import free_port
+from tests.aggregator.conftest import free_port, run_aggregator
 
-from .conftest import Sender, stored, wait_until
+from .conftest import Sender, Sink, arrivals, stored, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -45,3 +45,52 @@ def test_sigterm_mid_traffic_delivers_everything_sent_before_it(start_daemon, si
     delivered = sum(stored(sink.lines, "stats_counts.term.hits").values())
     assert before <= delivered <= sent
     assert sum(stored(sink.lines, "stats_counts.term.tcp").values()) == 5200
+
+
+def test_sigkill_then_restart_comes_back_and_replays_the_spool(start_daemon, tmp_path):
+    carbon_port = free_port()  # Carbon is down: flushes wait in the spool
+    d = start_daemon({"graphite_timeout": 1.0}, flush=1.0, graphite_port=carbon_port)
+    spool = tmp_path / "spool0"
+    d.send(b"kill.hits:5|c")
+    wait_until(lambda: len(list(spool.glob("*.txt"))) >= 2, what="two flushes spooled")
+    d.stop(signal.SIGKILL)
+    waiting = sorted(spool.glob("*.txt"))
+    # A kill in the middle of spooling a flush leaves a partial file behind.
+    (spool / "000000000999-1.tmp").write_bytes(b"stats_counts.kill.hits 5 1\nstats_co")
+    # Restarted on the same ports and spool, as systemd or `statsd-metrics up` would; its
+    # receivers noticed their flusher's death and freed the port.
+    wait_until(lambda: port_free(d.port), what="the UDP port freed")
+    args = ["--config", str(d.config_path), "--port", str(d.port), "--mgmt-port",
+            str(d.mgmt_port), "--graphite-port", str(carbon_port),
+            "--flush-interval", "1"]  # fmt: skip
+    d.process = run_aggregator(args, d.log_path)
+    wait_until(lambda: answers(d), what="the restarted daemon")
+    assert f"holds {len(waiting)} unsent flushes" in d.log()
+    assert not list(spool.glob("*.tmp"))
+    assert "spool.dropped_flushes: 1\n" in d.mgmt("stats")  # the half-written one, counted
+    carbon = Sink(carbon_port)
+    try:
+        wait_until(lambda: not list(spool.glob("*.txt")), timeout=20, what="the spool replayed")
+        d.send(b"kill.after:1|c")
+        wait_until(lambda: stored(carbon.lines, "stats_counts.kill.after"), what="new flushes")
+    finally:
+        carbon.close()
+    replayed = [int(p.stem.split("-")[1]) for p in waiting]
+    assert arrivals(carbon.lines, "stats_counts.kill.hits")[: len(replayed)] == replayed
+    assert sum(stored(carbon.lines, "stats_counts.kill.hits").values()) == 5
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def answers(d) -> bool:
+    try:
+        return d.http()[0] == 200
+    except OSError:
+        return False
