@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable
 
 from tests.aggregator.conftest import Sink, sink, start_daemon, wait_until  # noqa: F401
+from tests.pipeline.conftest import start_up  # noqa: F401
 
 
 class Sender(threading.Thread):
