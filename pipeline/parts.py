@@ -107,6 +107,10 @@ def render_api(layout: Layout) -> Part:
             "2",
             "--graceful-timeout",
             "5",
+            # gunicorn >= 25.1 opens a control socket (reload, worker count, shutdown) at one
+            # path per user, $HOME/.gunicorn/gunicorn.ctl, shared by every gunicorn of that
+            # user on the machine: another one takes it over. Nothing here uses it.
+            "--no-control-socket",
             "--error-logfile",
             "-",
             "graphite_render.app:app",

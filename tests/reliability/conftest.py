@@ -7,10 +7,13 @@ Everything on 127.0.0.1 and free ports; every loop is bounded; processes stopped
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import os
 import socket
 import threading
 import time
 from collections.abc import Iterable
+from pathlib import Path
 
 from tests.aggregator.conftest import Sink, sink, start_daemon, wait_until  # noqa: F401
 from tests.pipeline.conftest import start_up  # noqa: F401
@@ -108,3 +111,54 @@ def stored(lines: Iterable[str], path: str) -> dict[int, float]:
 def arrivals(lines: Iterable[str], path: str) -> list[int]:
     """The timestamps of one series, in the order they arrived."""
     return [int(line.split(" ")[2]) for line in lines if line.startswith(f"{path} ")]
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid` and every process below it (children of any of its threads)."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                queue += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _socket_inodes(pids: Iterable[int]) -> set[int]:
+    inodes = set()
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").glob("*"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def _address(hex_address: str) -> str:
+    raw = bytes.fromhex(hex_address)
+    if len(raw) == 4:
+        return str(ipaddress.IPv4Address(raw[::-1]))
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))  # 4 host-order words
+    return str(ipaddress.IPv6Address(words))
+
+
+def listeners(pid: int) -> set[tuple[str, str, int]]:
+    """What the process tree of `pid` listens on: ("tcp" or "udp", address, port) for TCP
+    sockets in LISTEN and unconnected bound UDP sockets (IPv4 and IPv6), and ("unix", path, 0)
+    for Unix sockets with a path."""
+    inodes = _socket_inodes(descendants(pid))
+    found = set()
+    for table, proto, listening in (("tcp", "tcp", "0A"), ("tcp6", "tcp", "0A"),
+                                    ("udp", "udp", "07"), ("udp6", "udp", "07")):  # fmt: skip
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[9]) in inodes and fields[3] == listening:
+                address, port = fields[1].split(":")
+                found.add((proto, _address(address), int(port, 16)))
+    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 7 and int(fields[6]) in inodes:
+            found.add(("unix", fields[7], 0))
+    return found
