@@ -344,5 +344,10 @@ class Daemon:
             self._broadcast("delete", (kind, [pattern]))
         return deleted
 
+    @property
+    def mgmt_token(self) -> str:
+        return self.config.mgmt_token
+
     def config_lines(self) -> list[str]:
-        return [f"{k}: {v}" for k, v in asdict(self.config).items()]
+        shown = asdict(self.config) | {"mgmt_token": "(set)" if self.mgmt_token else ""}
+        return [f"{k}: {v}" for k, v in shown.items()]

@@ -1,5 +1,5 @@
-"""What the pipeline exposes: every listener on loopback unless configured otherwise, and a
-render API that cannot write.
+"""What the pipeline exposes: every listener on loopback unless configured otherwise, a
+management port that asks for a token off loopback, and a render API that cannot write.
 
 Listeners are read from the kernel (/proc/net/{tcp,udp,unix} against each process's sockets),
 not from our configuration: a part that opened something of its own shows up too.
@@ -17,11 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.aggregator.conftest import free_port
+from tests.aggregator.conftest import free_port, run_aggregator
 
 from .conftest import listeners
 
 pytestmark = pytest.mark.slow
+
+TOKEN = "k9f2-mgmt-token-0a7c31"
 
 
 def test_every_listener_of_the_whole_pipeline_is_on_loopback(start_up):
@@ -51,6 +53,33 @@ def test_the_aggregator_listens_where_it_is_configured_and_nowhere_else(start_da
         ("tcp", "127.0.0.1", d.mgmt_port),  # commands and HTTP health, on one port
         ("unix", unix_path, 0),
     }
+
+
+@pytest.mark.parametrize("bind", ["0.0.0.0", "::", "statsd.example.net"])
+def test_a_management_port_off_loopback_without_a_token_is_refused_at_start(bind, tmp_path):
+    config = tmp_path / "aggregator.json"
+    config.write_text(json.dumps({"mgmt_bind": bind}))
+    log = tmp_path / "out.log"
+    args = ["--config", str(config), "--port", str(free_port()), "--mgmt-port", str(free_port())]
+    assert run_aggregator(args, log).wait(30) == 2  # before anything is bound
+    assert "config key 'mgmt_token': required when mgmt_bind" in log.read_text()
+
+
+def test_a_management_token_guards_the_commands_not_the_health_check(start_daemon):
+    d = start_daemon({"mgmt_token": TOKEN})
+    d.send(b"private.name:1|c")
+    for attempt in ("counters", "delcounters private.*", "health down", "auth not-the-token-00"):
+        assert d.mgmt(attempt) == "ERROR auth\n"  # and the connection is closed
+    assert d.mgmt(f"auth {TOKEN}\nhealth") == "auth: ok\nhealth: up\n"
+    answer = d.mgmt(f"auth {TOKEN}\ncounters")
+    assert answer.startswith("auth: ok\n")
+    assert "private.name" in answer
+    config = d.mgmt(f"auth {TOKEN}\nconfig")
+    assert "mgmt_token: (set)" in config
+    assert TOKEN not in config
+    assert d.http()[0] == 200  # orchestrators probe health without the token
+    assert "mgmt: refused" in d.log()
+    assert TOKEN not in d.log()
 
 
 def render_api_routes(config: Path) -> dict[str, list[str]]:
