@@ -197,12 +197,11 @@ class Daemon:
         attempt = js_round((now_ms - self.started * 1000) / interval_ms) + 1
         return max(0.0, (self.started * 1000 + attempt * interval_ms - now_ms) / 1000)
 
-    def _merge_and_compute(self, intervals: list[Interval]) -> tuple[list[bytes], int]:
+    def _merge_and_compute(self, intervals: list[Interval], ts: int) -> list[bytes]:
         lower_priority()
         ttl = self.config.gauges_max_ttl if self.config.deletes("gauges") else None
         self.store.merge(intervals, self.config.prefix_stats, ttl)
-        result = self.flush(self.store, round(time.time()))
-        return result.payload, result.ts
+        return self.flush(self.store, ts).payload
 
     def _stamp(self, payload: list[bytes]) -> list[bytes]:
         stats = self.flush.graphite_stats(self.carbon.stats, round(time.time()))
@@ -210,9 +209,13 @@ class Daemon:
 
     async def flush_once(self, final: bool = False) -> None:
         async with self.lock:
+            # Stamped when the interval ends, as the reference does, not when its computation
+            # does: that takes a varying while (seconds on a busy host), and a stamp that moved
+            # with it could put two flushes in one Whisper slot, the later overwriting.
+            ts = round(time.time())
             await self._ask("stop" if final else "flush")
             pending, self.pending = self.pending, []  # in the loop: late answers go to the next
-            payload, ts = await asyncio.to_thread(self._merge_and_compute, pending)
+            payload = await asyncio.to_thread(self._merge_and_compute, pending, ts)
         await self.deliveries.put((payload, ts))
 
     async def _deliver_loop(self) -> None:
