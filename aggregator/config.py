@@ -7,6 +7,7 @@ check says which key is wrong and why.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import tempfile
@@ -51,6 +52,7 @@ class Config:
     # management
     mgmt_bind: str = "127.0.0.1"
     mgmt_port: int = 8126
+    mgmt_token: str = ""  # required by the commands when set; needed off loopback
     health_status: str = "up"
     log_level: str = "info"
     # the reference's options
@@ -90,6 +92,18 @@ class Config:
 
 KEYS = {f.name for f in fields(Config)} - {"source"}
 _PORT_KEYS = ("port", "graphite_port", "mgmt_port")
+MIN_TOKEN_LENGTH = 16
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is only reachable from this machine (IP literals and `localhost`; any
+    other name may resolve anywhere, so it counts as reachable from elsewhere)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _fail(key: str, why: str) -> ConfigError:
@@ -162,6 +176,9 @@ def _check_value(key: str, value: Any) -> Any:
         raise _fail(key, f'must be "graphite" or "path", got {value!r}')
     if key == "health_status" and value not in ("up", "down"):
         raise _fail(key, f'must be "up" or "down", got {value!r}')
+    if key == "mgmt_token" and value and (len(value) < MIN_TOKEN_LENGTH or not value.isprintable()
+                                          or " " in value):  # fmt: skip
+        raise _fail(key, f"must be at least {MIN_TOKEN_LENGTH} printable characters, no space")
     if key == "log_level" and value not in ("debug", "info", "warning", "error"):
         raise _fail(key, f"must be debug, info, warning or error, got {value!r}")
     if key == "percent_thresholds":
@@ -188,7 +205,14 @@ def from_mapping(values: dict[str, Any], base: Config | None = None) -> Config:
         if key not in ("percent_thresholds", "histogram", "calculated_timer_metrics"):
             value = _check_type(key, raw, getattr(defaults, key))
         checked[key] = _check_value(key, value)
-    return replace(base, **checked)
+    config = replace(base, **checked)
+    if not config.mgmt_token and not is_loopback(config.mgmt_bind):
+        raise _fail(
+            "mgmt_token",
+            f"required when mgmt_bind ({config.mgmt_bind}) is not a loopback address: whoever "
+            "reaches the management port could read every metric name and delete metrics",
+        )
+    return config
 
 
 def load(path: str | Path | None, overrides: dict[str, Any] | None = None) -> Config:

@@ -2,10 +2,17 @@
 
 Pure computation on an explicit timestamp, so the math is unit-tested with an injected clock;
 the daemon decides when to call it and where the payload goes.
+
+A value that is not finite is never written. Inputs are finite, but their aggregates can
+overflow (`1e308|c` twice, a sample rate of `@1e-300`, the squares of a timer of `1e200`), and
+Whisper would store an infinity that graphite-render then writes into its JSON as `Infinity`,
+which no JSON parser takes: every Grafana panel showing the series would fail. Such values are
+counted in the store's rejects as `non_finite_value` and logged.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from array import array
 from collections.abc import Iterator
@@ -17,6 +24,8 @@ from .jsnumber import js_str
 from .naming import Namer
 from .state import Store
 from .stats import histogram_bins, keep_fields, timer_fields
+
+log = logging.getLogger("aggregator.flush")
 
 INTERNAL_COUNTERS = ("bad_lines_seen", "packets_received", "metrics_received")
 
@@ -50,11 +59,17 @@ class Flush:
         if self.previous_ts > 0:
             store.gauges[self.lag_key] = ts - self.previous_ts - self.interval_s
         self.previous_ts = ts
+        non_finite = store.rejects["non_finite_value"]
         lines = self._lines(store, f" {ts}\n")
         chunks, count = [], 0
         while block := list(islice(lines, CHUNK_LINES)):
             count += len(block)
             chunks.append("".join(block).encode())
+        if store.rejects["non_finite_value"] > non_finite:
+            log.warning(
+                "flush of ts %d: %d values overflowed to infinity or NaN and were not written",
+                ts, store.rejects["non_finite_value"] - non_finite,
+            )  # fmt: skip
         self.clear(store)
         return FlushResult(chunks, count, ts)
 
@@ -62,11 +77,19 @@ class Flush:
         """Every line of a flush, in the reference's order (`suffix`: the timestamp, newline)."""
         config, namer, interval = self.config, self.namer, self.interval_s
         started = time.perf_counter()
+        bad = 0  # values that are not finite (x - x is NaN, truthy, for them only): not written
         for key, value in store.counters.items():
             rate_path, count_path = namer.counter(key)
-            yield f"{rate_path} {js_str(value / interval)}{suffix}"
+            rate = value / interval
+            if rate - rate:
+                bad += 1
+            else:
+                yield f"{rate_path} {js_str(rate)}{suffix}"
             if count_path:
-                yield f"{count_path} {js_str(value)}{suffix}"
+                if value - value:
+                    bad += 1
+                else:
+                    yield f"{count_path} {js_str(value)}{suffix}"
         thresholds, wanted = config.percent_thresholds, config.calculated_timer_metrics
         for key, values in store.timers.items():
             bins = histogram_bins(key, config.histogram) if config.histogram else ()
@@ -76,10 +99,16 @@ class Flush:
                 fields = keep_fields(fields, wanted)
             head, tail = namer.timer_prefix(key)
             for name, value in fields:
-                yield f"{head}{name}{tail} {js_str(value)}{suffix}"
+                if value - value:
+                    bad += 1
+                else:
+                    yield f"{head}{name}{tail} {js_str(value)}{suffix}"
         processing_ms = int((time.perf_counter() - started) * 1000)
         for key, value in store.gauges.items():
-            yield f"{namer.gauge_path(key)} {js_str(value)}{suffix}"
+            if value - value:
+                bad += 1
+            else:
+                yield f"{namer.gauge_path(key)} {js_str(value)}{suffix}"
         for key, members in store.sets.items():
             yield f"{namer.set_path(key)} {len(members)}{suffix}"
         num_stats = len(store.counters) + len(store.timers) + len(store.gauges) + len(store.sets)
@@ -87,6 +116,8 @@ class Flush:
         calculation_ms = int((time.perf_counter() - started) * 1000)
         yield f"{namer.calculation_time} {calculation_ms}{suffix}"
         yield f"{namer.processing_time} {processing_ms}{suffix}"
+        if bad:
+            store.rejects["non_finite_value"] += bad
 
     def clear(self, store: Store) -> None:
         config = self.config

@@ -5,11 +5,18 @@ A connection whose first bytes are an HTTP request line (`GET` or `HEAD`) is ans
 `health down`, or by `health_status = "down"` in the config), with a small JSON body.
 Anything else speaks the reference's line commands; several commands in one chunk are
 answered in order (the reference takes each chunk as one command).
+
+With `mgmt_token` set, a command connection must first send `auth <token>` (answered
+`auth: ok`); anything else, or a wrong token, is answered `ERROR auth` and the connection
+closed. The commands read every metric name and delete metrics, so off loopback the token is
+required (config.py); the HTTP health check stays open, as orchestrators probe it and it names
+no metric.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 from typing import Protocol
@@ -18,7 +25,7 @@ log = logging.getLogger("aggregator.mgmt")
 
 HELP = (
     "Commands: stats, counters, timers, gauges, delcounters, deltimers, delgauges, "
-    "health, config, quit\n\n"
+    "health, config, auth, quit\n\n"
 )
 _DELETES = {"delcounters": "counters", "deltimers": "timers", "delgauges": "gauges"}
 
@@ -27,6 +34,7 @@ class Controls(Protocol):
     """What the management interface needs from the daemon."""
 
     health: str
+    mgmt_token: str  # "" when the commands need no token
 
     def status_lines(self) -> list[str]: ...
 
@@ -46,12 +54,20 @@ class Management:
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             first = True
+            authorized = not self.controls.mgmt_token
             while data := await reader.read(65536):
                 text = data.decode("utf-8", "replace")
                 if first and text.startswith(("GET ", "HEAD ")):
                     writer.write(self.http(text))
                     break
                 first = False
+                if not authorized:
+                    authorized, text = self.authenticate(text, writer)
+                    if not authorized:
+                        break
+                    if not text.strip():  # nothing but `auth` in this chunk
+                        await writer.drain()
+                        continue
                 if not await self.commands(text, writer):
                     break
                 await writer.drain()
@@ -59,6 +75,19 @@ class Management:
             log.debug("mgmt connection error: %s", exc)
         finally:
             writer.close()
+
+    def authenticate(self, text: str, writer: asyncio.StreamWriter) -> tuple[bool, str]:
+        """The first line must be `auth <token>`: (whether it was, the rest of the chunk)."""
+        first, _, rest = text.lstrip().partition("\n")
+        word, _, given = first.strip().partition(" ")
+        token = self.controls.mgmt_token
+        if word == "auth" and hmac.compare_digest(given.encode(), token.encode()):
+            writer.write(b"auth: ok\n")
+            return True, rest
+        writer.write(b"ERROR auth\n")
+        peer = writer.get_extra_info("peername")
+        log.warning("mgmt: refused %s: %s", peer, "wrong token" if word == "auth" else "no auth")
+        return False, ""
 
     async def commands(self, text: str, writer: asyncio.StreamWriter) -> bool:
         """Answer each command line of one chunk; False after `quit`."""
@@ -74,6 +103,8 @@ class Management:
         c = self.controls
         if cmd == "help":
             return HELP
+        if cmd == "auth":  # again, or where no token is needed
+            return "auth: ok\n"
         if cmd == "health":
             if args and args[0].lower() in ("up", "down"):
                 c.health = args[0].lower()

@@ -257,6 +257,8 @@ class Parser:
         if self.sanitizing:
             clean = sanitize(key)
             key = key if clean == key else clean  # one string object, not two, when clean
+        elif not sanitize(key.partition(";")[0]):
+            key = ""  # kept raw, but paths are sanitised at output: no name would be left
         if key.startswith(";"):
             key = ""  # tags without a name
         if len(self.keys) >= _KEY_CACHE_LIMIT:

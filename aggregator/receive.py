@@ -41,6 +41,9 @@ _DRAIN = 512  # datagrams read per readiness event before looking at the control
 # one or two (the receivers share the socket and would otherwise all wake for each one).
 # StatsD data waits for the next flush anyway; the 8 MiB buffer holds seconds of traffic.
 _COALESCE = 0.002
+# At shutdown, how long a receiver may spend reading what the kernel still holds for it: what
+# was sent before the stop must reach the final flush, but a flood must not hold the exit up.
+STOP_DRAIN = 0.5
 
 
 class ListenError(RuntimeError):
@@ -218,8 +221,9 @@ class Receiver:
                 else:
                     self.accept(sock)
 
-    def drain(self, sock: socket.socket) -> None:
-        """Read what is waiting (bounded, so the control pipe is never starved)."""
+    def drain(self, sock: socket.socket) -> bool:
+        """Read what is waiting (bounded, so the control pipe is never starved); True when
+        the bound was reached (more may be waiting), False once the socket was empty."""
         iv, sequence = self.interval, self.sequence
         try:
             if self.batch is not None:
@@ -231,7 +235,7 @@ class Receiver:
                         feed(data, count, cut, longest, iv)
                     if count < BATCH:
                         time.sleep(_COALESCE)
-                        return
+                        return False
             else:
                 recv, size, feed_many = sock.recv, self.bufsize, self.parser.feed_many
                 for _ in range(_DRAIN):
@@ -242,6 +246,19 @@ class Receiver:
             time.sleep(_COALESCE)
         except OSError as exc:  # e.g. ECONNREFUSED bounced to a UDP socket: not fatal
             log.debug("receive error: %s", exc)
+        else:
+            return True
+        return False
+
+    def drain_backlog(self) -> None:
+        """At shutdown, read what the kernel still holds: it was sent before the stop."""
+        deadline = time.monotonic() + STOP_DRAIN
+        for sock in self.sockets:
+            if sock.type == socket.SOCK_DGRAM:
+                while self.drain(sock) and time.monotonic() < deadline:
+                    pass
+        while time.monotonic() < deadline and sum(map(self.stream, list(self.streams))):
+            pass
 
     def accept(self, listener: socket.socket) -> None:
         try:
@@ -252,12 +269,13 @@ class Receiver:
         self.streams[conn] = b""
         self.selector.register(conn, selectors.EVENT_READ)
 
-    def stream(self, conn: socket.socket) -> None:
-        """TCP: everything up to the last newline is one packet, as in the reference."""
+    def stream(self, conn: socket.socket) -> bool:
+        """TCP: everything up to the last newline is one packet, as in the reference. True
+        when data was read."""
         try:
             data = conn.recv(65536)
         except BlockingIOError:
-            return
+            return False
         except OSError:
             data = b""
         buffered = self.streams[conn] + data
@@ -267,7 +285,7 @@ class Receiver:
             conn.close()
             if buffered:
                 self._feed_stream(buffered)
-            return
+            return False
         cut = buffered.rfind(b"\n") + 1
         if cut:
             self._feed_stream(buffered[:cut])
@@ -277,6 +295,7 @@ class Receiver:
             self.interval.reject("line_too_long")
             buffered = b""
         self.streams[conn] = buffered
+        return True
 
     def _feed_stream(self, packet: bytes) -> None:
         with self.sequence as seq:  # a place in the global order, like a datagram batch
@@ -291,6 +310,8 @@ class Receiver:
             return False  # the flusher is gone
         action, arg = message
         if action in ("flush", "stop"):
+            if action == "stop":
+                self.drain_backlog()
             interval, self.interval = self.interval, Interval()
             self.control.send(("flush", interval))
             del interval

@@ -27,6 +27,7 @@ class Entry:
     path: Path
     ts: int
     size: int
+    lines: int | None = None  # known for flushes spooled by this process
 
 
 class Spool:
@@ -45,6 +46,12 @@ class Spool:
             log.error("spool directory %s is unusable: %s", directory, exc)
 
     def _load(self) -> None:
+        for path in self.directory.glob("*.tmp"):  # a write cut short by a kill
+            ts = path.stem.partition("-")[2]
+            with contextlib.suppress(OSError):
+                lines = path.read_bytes().count(b"\n")
+                path.unlink()
+                self._lost(int(ts) if ts.isdigit() else 0, lines, "half-written by a killed daemon")
         for path in sorted(self.directory.glob("*.txt")):
             sequence, _, ts = path.stem.partition("-")
             if sequence.isdigit() and ts.isdigit():
@@ -66,10 +73,11 @@ class Spool:
         log.warning("spool: dropped the flush of ts %d (%d lines): %s", ts, lines, why)
 
     def _drop(self, entry: Entry, why: str) -> None:
-        lines = 0
+        lines = entry.lines or 0
         try:
-            with entry.path.open("rb") as f:
-                lines = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+            if entry.lines is None:  # left by an earlier process: count what the file holds
+                with entry.path.open("rb") as f:
+                    lines = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
             entry.path.unlink()
         except OSError:
             pass
@@ -95,7 +103,7 @@ class Spool:
                 tmp.unlink(missing_ok=True)
             self._lost(ts, _lines(payload), f"cannot write to the spool: {exc}")
             return
-        self.entries.append(Entry(path, ts, size))
+        self.entries.append(Entry(path, ts, size, _lines(payload)))
 
     def expire(self, now: float | None = None) -> None:
         limit = (time.time() if now is None else now) - self.max_age

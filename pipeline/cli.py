@@ -119,13 +119,6 @@ def data_dir_lock(data_dir: Path) -> Iterator[None]:
         yield
 
 
-def remove_stale_pidfiles(layout: Layout) -> None:
-    """carbon refuses to start while its pidfile names a live process, any process: after a
-    crash the pid may have been reused. The lock says no other `up` runs here."""
-    for cache in layout.caches:
-        (layout.storage_dir(cache) / f"carbon-cache-{cache.instance}.pid").unlink(missing_ok=True)
-
-
 def addresses(layout: Layout) -> list[str]:
     lines = [f"statsd: udp://{HOST}:{agg.port}" for agg in layout.aggregators]
     lines.append(f"carbon: tcp://{HOST}:{layout.carbon_port}")
@@ -152,9 +145,8 @@ def up(args: argparse.Namespace) -> int:
         check_dependencies(pipeline_parts)
         check_ports_free(pipeline_parts, HOST)
         with data_dir_lock(layout.data_dir):
-            remove_stale_pidfiles(layout)
             config.render(layout, args.graphite_config, args.aggregator_config)
-            supervisor = Supervisor(pipeline_parts, layout.log_dir, args.start_timeout)
+            supervisor = Supervisor(pipeline_parts, layout.log_dir, args.start_timeout, report=_say)
             supervisor.start(stop)
             try:
                 print("\n".join(addresses(layout)), flush=True)

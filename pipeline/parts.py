@@ -46,6 +46,9 @@ def all_of(*probes: Callable[[], bool]) -> Callable[[], bool]:
 
 
 def carbon_cache(layout: Layout, cache: CarbonCache) -> Part:
+    # carbon refuses to start while its pidfile names a live process, any process: after a
+    # crash the pid may have been reused. The data directory's lock says no other `up` runs.
+    pidfile = layout.storage_dir(cache) / f"carbon-cache-{cache.instance}.pid"
     return Part(
         name=f"carbon-cache {cache.instance}",
         argv=[
@@ -71,6 +74,7 @@ def carbon_cache(layout: Layout, cache: CarbonCache) -> Part:
         env={"GRAPHITE_ROOT": str(layout.data_dir)},
         # Writing a large cache to Whisper at shutdown takes time; killing it loses the points.
         stop_timeout=300.0,
+        prepare=lambda: pidfile.unlink(missing_ok=True),
     )
 
 
@@ -103,6 +107,10 @@ def render_api(layout: Layout) -> Part:
             "2",
             "--graceful-timeout",
             "5",
+            # gunicorn >= 25.1 opens a control socket (reload, worker count, shutdown) at one
+            # path per user, $HOME/.gunicorn/gunicorn.ctl, shared by every gunicorn of that
+            # user on the machine: another one takes it over. Nothing here uses it.
+            "--no-control-socket",
             "--error-logfile",
             "-",
             # graphite-render's app plus the dashboard preview at /dashboards/

@@ -1,8 +1,15 @@
-"""Start processes in order, each once the previous one answers; stop them in reverse order.
+"""Start processes in order, each once the previous one answers; restart one that exits; stop
+them in reverse order.
 
 Generic on purpose: what the processes are is pipeline.parts' business. Every failure is a
 PipelineError whose message names the part and the cause (a taken port, a missing dependency,
 a part that exited or never answered, with the end of its log).
+
+A part that exits while the pipeline runs (a crash, the OOM killer, an operator's kill) is
+reported with the end of its log and started again after a pause that doubles, the others
+running on meanwhile: the aggregators spool while Carbon is away and replay when it is back,
+so one restart loses nothing. A part that keeps exiting (RESTARTS times within RESTART_WINDOW)
+is broken, not unlucky: the supervisor gives up and the pipeline stops, as at start-up.
 """
 
 from __future__ import annotations
@@ -16,12 +23,17 @@ import socket
 import subprocess
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 POLL = 0.1
 LOG_TAIL_LINES = 15
+RESTARTS = 5  # restarts of one part within RESTART_WINDOW before giving up
+RESTART_WINDOW = 600.0
+RESTART_PAUSE = 1.0  # before the first restart; doubles with each restart in the window
+RESTART_PAUSE_MAX = 30.0
 
 
 class PipelineError(RuntimeError):
@@ -43,8 +55,12 @@ class Part:
     env: dict[str, str] = field(default_factory=dict)
     stop_timeout: float = 60.0
     """How long a SIGTERM may take (a carbon-cache writes its whole cache) before SIGKILL."""
+    prepare: Callable[[], None] | None = None
+    """Run before each start (carbon-cache: remove the pidfile of a cache that was killed)."""
     log: Path | None = None
     process: subprocess.Popen | None = None
+    restarts: deque[float] = field(default_factory=deque)
+    """When it was restarted, within the restart window."""
 
     def log_tail(self) -> str:
         if self.log is None or not self.log.exists():
@@ -112,10 +128,22 @@ def _die_with_parent() -> None:
 
 
 class Supervisor:
-    def __init__(self, parts: Sequence[Part], log_dir: Path, start_timeout: float = 30.0):
+    def __init__(
+        self,
+        parts: Sequence[Part],
+        log_dir: Path,
+        start_timeout: float = 30.0,
+        *,
+        report: Callable[[str], None] = lambda message: None,
+        restarts: int = RESTARTS,
+        restart_pause: float = RESTART_PAUSE,
+    ):
         self.parts = list(parts)
         self.log_dir = log_dir
         self.start_timeout = start_timeout
+        self.report = report
+        self.restarts = restarts
+        self.restart_pause = restart_pause
         self.started: list[Part] = []
 
     def start(self, stop: threading.Event) -> None:
@@ -130,7 +158,15 @@ class Supervisor:
 
     def _start(self, part: Part, stop: threading.Event) -> None:
         part.log = self.log_dir / (part.name.replace(" ", "-") + ".log")
-        with part.log.open("wb") as log:
+        self._launch(part, "wb")
+        self.started.append(part)
+        self._wait_ready(part, stop)
+
+    def _launch(self, part: Part, mode: str) -> None:
+        if part.prepare is not None:
+            part.prepare()
+        assert part.log is not None
+        with part.log.open(mode) as log:
             part.process = subprocess.Popen(
                 part.argv,
                 stdin=subprocess.DEVNULL,
@@ -141,7 +177,8 @@ class Supervisor:
                 start_new_session=True,
                 preexec_fn=_die_with_parent,  # noqa: PLW1509 (the supervisor has no threads)
             )
-        self.started.append(part)
+
+    def _wait_ready(self, part: Part, stop: threading.Event) -> None:
         deadline = time.monotonic() + self.start_timeout
         while not part.ready():
             if part.process.poll() is not None:
@@ -158,14 +195,43 @@ class Supervisor:
                 raise PipelineError(f"interrupted while starting {part.name}")
 
     def watch(self, stop: threading.Event) -> None:
-        """Block until `stop` is set; raise if a part exits on its own meanwhile."""
+        """Block until `stop` is set, restarting a part that exits on its own meanwhile;
+        raise once one keeps exiting."""
         while not stop.wait(POLL * 5):
             for part in self.started:
                 if part.process.poll() is not None:
-                    raise PipelineError(
-                        f"{part.name} exited unexpectedly (exit status "
-                        f"{part.process.returncode}); end of {part.log}:\n{part.log_tail()}"
-                    )
+                    self._restart(part, stop)
+
+    def _restart(self, part: Part, stop: threading.Event) -> None:
+        exited = (
+            f"{part.name} exited unexpectedly (exit status {part.process.returncode}); "
+            f"end of {part.log}:\n{part.log_tail()}"
+        )
+        now = time.monotonic()
+        while part.restarts and part.restarts[0] < now - RESTART_WINDOW:
+            part.restarts.popleft()
+        if len(part.restarts) >= self.restarts:
+            raise PipelineError(
+                f"{exited}\ngiving up: {len(part.restarts) + 1} exits within {RESTART_WINDOW:g} s"
+            )
+        pause = min(self.restart_pause * 2 ** len(part.restarts), RESTART_PAUSE_MAX)
+        part.restarts.append(now)
+        self.report(f"{exited}\nrestarting it in {pause:g} s")
+        if stop.wait(pause):
+            return
+        self._launch(part, "ab")
+        try:
+            self._wait_ready(part, stop)
+        except PipelineError as exc:
+            if stop.is_set():
+                return
+            if part.process.poll() is None:  # alive and not answering: broken
+                raise
+            self.report(str(exc))  # exited again while starting: the next round counts it
+            return
+        self.report(
+            f"{part.name} is back (restart {len(part.restarts)} within {RESTART_WINDOW:g} s)"
+        )
 
     def stop(self) -> list[str]:
         """Stop started parts newest first; returns warnings for parts that had to be killed."""

@@ -199,25 +199,27 @@ class AppMetrics(ClientBinding):
             route = environ.pop(_ROUTE, None)
             if route is None:
                 return  # excluded, or Flask never reached preprocessing
-            client = self.client
-            client.timing(route.latency, (time.perf_counter() - start) * 1000.0)
-            # No status when the exception propagated out of Flask: the server answers 500.
-            code = status[:3] if status else "500"
-            client.incr(route.statuses.get(code) or route.status(code))
-            size = environ.get("CONTENT_LENGTH")
-            if size and size != "0" and size.isdigit():
-                client.timing(route.request_bytes, int(size))
-            for name, value in headers:
-                if name in _CONTENT_LENGTH:
-                    if value.isdigit():
-                        client.timing(route.response_bytes, int(value))
-                    break
-            raised = environ.pop(_RAISED, None)
-            if raised is None and exc is not None and not isinstance(exc, HTTPException):
-                raised = exc
-            if raised is not None:
-                client.incr(f"{route.base}.exceptions.{segment(type(raised).__name__)}")
-            route.in_flight.add(-1)
+            try:
+                client = self.client
+                client.timing(route.latency, (time.perf_counter() - start) * 1000.0)
+                # No status when the exception propagated out of Flask: the server answers 500.
+                code = status[:3] if status else "500"
+                client.incr(route.statuses.get(code) or route.status(code))
+                size = environ.get("CONTENT_LENGTH")  # as the client sent it (server-dependent)
+                if size and size != "0" and _digits(size):
+                    client.timing(route.request_bytes, int(size))
+                for name, value in headers:
+                    if name in _CONTENT_LENGTH:
+                        if _digits(value):
+                            client.timing(route.response_bytes, int(value))
+                        break
+                raised = environ.pop(_RAISED, None)
+                if raised is None and exc is not None and not isinstance(exc, HTTPException):
+                    raised = exc
+                if raised is not None:
+                    client.incr(f"{route.base}.exceptions.{segment(type(raised).__name__)}")
+            finally:
+                route.in_flight.add(-1)  # whatever happened above: a leak would never heal
         except Exception:
             self._hook_failed()
 
@@ -236,6 +238,11 @@ class AppMetrics(ClientBinding):
             return handle(e)
 
         return handle_user_exception
+
+
+def _digits(text: str) -> bool:
+    """A plain decimal size: str.isdigit alone takes "²" and "١٢", and int() not all of them."""
+    return text.isascii() and text.isdigit()
 
 
 class _Answer:

@@ -124,7 +124,8 @@ def _is_ip_literal(host: str) -> bool:
 
 
 class NetworkTransport(Transport):
-    """A transport to `host:port`, re-resolved every `resolve_interval` seconds.
+    """A transport to `host:port`, resolved in the background (at once, then every
+    `resolve_interval` seconds; IP literals and `localhost` are answered at construction).
 
     Resolution runs outside the lock (`lookup`, possibly slow) and is applied under it
     (`use`). A failed lookup keeps the addresses we had: a DNS hiccup must not stop metrics.
@@ -151,8 +152,12 @@ class NetworkTransport(Transport):
         self._resolve_interval = resolve_interval
         self.candidates: list[Candidate] = []
         self._index = 0
-        self._next_lookup = 0.0
-        self.use(self.lookup())
+        self._next_lookup = 0.0  # due at once: the client's background thread looks it up
+        # A host name waits for DNS, which may take seconds or time out (a resolver down): the
+        # application's start, or the first request that creates the default client, must not
+        # wait with it. Only what needs no DNS is looked up here.
+        if _is_ip_literal(host) or host.lower() == "localhost":
+            self.use(self.lookup())
         if _is_ip_literal(host):
             self._next_lookup = float("inf")
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,6 +75,8 @@ class Sink:
     def close(self) -> None:
         """Stop listening and drop every connection, as a Carbon that goes away would."""
         self.closed = True
+        with contextlib.suppress(OSError):  # wakes the accepting thread, which holds the port
+            self.server.shutdown(socket.SHUT_RDWR)
         self.server.close()
         for conn in self.connections:
             with contextlib.suppress(OSError):
@@ -165,13 +168,14 @@ class Daemon:
             return self.process.wait(WAIT)
 
 
-def run_aggregator(args: list[str], log_path: Path) -> subprocess.Popen:
+def run_aggregator(args: list[str], log_path: Path, **popen: Any) -> subprocess.Popen:
     with log_path.open("ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "aggregator", *args],
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
+            **popen,
         )
 
 
@@ -184,7 +188,8 @@ def sink() -> Iterator[Sink]:
 
 @pytest.fixture
 def start_daemon(tmp_path: Path, sink: Sink) -> Iterator[Callable[..., Daemon]]:
-    """start_daemon(config: dict, flush=0.2, ...) -> a running Daemon writing to `sink`."""
+    """start_daemon(config: dict, flush=0.2, ..., **popen) -> a running Daemon writing to
+    `sink`; `popen`: more subprocess.Popen arguments."""
     started: list[Daemon] = []
 
     def start(
@@ -192,6 +197,7 @@ def start_daemon(tmp_path: Path, sink: Sink) -> Iterator[Callable[..., Daemon]]:
         flush: float = 0.2,
         wait: bool = True,
         graphite_port: int | None = None,
+        **popen: Any,
     ) -> Daemon:
         index = len(started)
         conf = {"spool_dir": str(tmp_path / f"spool{index}"), "log_level": "debug"}
@@ -204,6 +210,7 @@ def start_daemon(tmp_path: Path, sink: Sink) -> Iterator[Callable[..., Daemon]]:
             ["--config", str(path), "--port", str(port), "--mgmt-port", str(mgmt),
              "--graphite-port", str(graphite_port or sink.port), "--flush-interval", str(flush)],
             log_path,
+            **popen,
         )  # fmt: skip
         daemon = Daemon(process, port, mgmt, path, log_path, sink)
         started.append(daemon)

@@ -77,3 +77,21 @@ def test_unreadable_and_invalid_files(tmp_path):
     bad.write_text("port = ")
     with pytest.raises(ConfigError, match="is not valid"):
         load(bad)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.3", "::1", "localhost", "LOCALHOST"])
+def test_a_loopback_management_port_needs_no_token(host):
+    assert from_mapping({"mgmt_bind": host}).mgmt_token == ""
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.5", "fe80::1", "metrics-host"])
+def test_a_management_port_reachable_from_elsewhere_needs_a_token(host):
+    with pytest.raises(ConfigError, match="'mgmt_token': required when mgmt_bind"):
+        from_mapping({"mgmt_bind": host})
+    assert from_mapping({"mgmt_bind": host, "mgmt_token": "x" * 16}).mgmt_bind == host
+
+
+@pytest.mark.parametrize("token", ["short", "has a space in it!", "tab\tinside-the-token"])
+def test_a_weak_or_unusable_management_token_is_refused(token):
+    with pytest.raises(ConfigError, match="'mgmt_token': must be at least 16 printable"):
+        from_mapping({"mgmt_token": token})

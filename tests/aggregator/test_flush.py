@@ -372,3 +372,23 @@ def test_spool_stats_are_gauges_under_prefix_stats_in_either_namespace():
     ]
     new = Flush(from_mapping({"legacy_namespace": False, "prefix_stats": "agg"}))
     assert new.spool_stats(0, 0, 20).splitlines()[0].startswith("stats.gauges.agg.spool.flushes 0")
+
+
+def test_values_that_overflow_are_not_written_but_counted():
+    # Each input is finite; the counter's sum, the gauge's deltas, the timer's squares are not.
+    [lines] = run([[b"c:1e308|c\nc:1e308|c\ng:1e308|g\ng:+1e308|g\nt:1e200|ms\nok:1|c"]])
+    assert not [line for line in lines if "Infinity" in line or "NaN" in line]
+    assert "stats_counts.ok 1" in lines
+    assert "stats.timers.t.upper 1e+200" in lines  # its finite fields are still written
+    assert not [line for line in lines if line.startswith(("stats.c ", "stats.gauges.g "))]
+
+
+def test_the_overflow_count_is_kept_in_the_stores_rejects():
+    cfg = from_mapping({"flush_interval": 1})
+    parser, store, flush = Parser(cfg), Store(), Flush(cfg)
+    iv = Interval()
+    parser.feed(b"c:1e308|c|@1e-300\nt:1e200|ms", iv)
+    store.merge([iv], "statsd", None)
+    flush(store, TS)
+    # the counter's rate and count; the timer's sum_squares and sum_squares_90
+    assert store.rejects["non_finite_value"] == 4

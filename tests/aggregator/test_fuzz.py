@@ -11,8 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aggregator.config import from_mapping
+from aggregator.flush import Flush
 from aggregator.parse import Parser
-from aggregator.state import Interval
+from aggregator.state import Interval, Store
 
 from .conftest import wait_until
 
@@ -49,6 +50,41 @@ def test_batched_and_one_by_one_parsing_agree(texts):
     parser.feed_many(datagrams, batch)
     batch.last_msg_seen = one.last_msg_seen
     assert batch == one
+
+
+# A Graphite plaintext line: a path of safe characters, a finite number, the flush's timestamp.
+PLAINTEXT = re.compile(r"([A-Za-z0-9_.\-;=]+) (-?[0-9.e+\-]+) 1000000")
+OUTPUT_CONFIGS = [{}, {"tag_mode": "path"}, {"key_name_sanitize": False, "legacy_namespace": False}]
+NUMBERS = st.sampled_from([b"1", b"-2.5", b"1e308", b"-1e308", b"1e200", b"+1e308", b"0.1"])
+LINES = st.builds(
+    lambda name, value, kind: name + b":" + value + kind,
+    st.binary(max_size=12) | st.sampled_from([b"a", b"a;k=v", b"a|#k:v"]),
+    NUMBERS | st.binary(max_size=8),
+    st.sampled_from([b"|c", b"|ms", b"|g", b"|s", b"|c|@1e-300", b"|h|@0.5", b"|c|#t:1"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(LINES | st.binary(max_size=40), max_size=8), max_size=4),
+       st.sampled_from(OUTPUT_CONFIGS))  # fmt: skip
+def test_whatever_senders_write_carbon_gets_only_well_formed_lines(datagrams, config):
+    """No input, however hostile or extreme, breaks the plaintext protocol: one metric a line,
+    a clean path, a finite value (an infinite one would be stored by Whisper and break every
+    render API answer that holds the series: JSON has no Infinity)."""
+    parser, iv = fresh(**config)
+    parser.feed_many([b"\n".join(lines) for lines in datagrams], iv)
+    flush = Flush(from_mapping(config))
+    store = Store()
+    flush.init_store(store)
+    store.merge([iv], "statsd", None)
+    result = flush(store, 1_000_000)
+    lines = b"".join(result.payload).decode("ascii").split("\n")
+    assert lines.pop() == ""
+    assert len(lines) == result.lines
+    for line in lines:
+        match = PLAINTEXT.fullmatch(line)
+        assert match, line
+        assert math.isfinite(float(match[2])), line
 
 
 names = st.from_regex(r"[A-Za-z][A-Za-z0-9_.\-]{0,30}", fullmatch=True)

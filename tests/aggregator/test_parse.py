@@ -98,6 +98,13 @@ def test_raw_keys_when_sanitising_is_off():
     assert iv.counters == {"a b": 1, "a_b": 1}
 
 
+def test_raw_keys_that_would_leave_no_path_are_rejected_even_when_sanitising_is_off():
+    # Paths are sanitised at output: "!!" would become "stats.timers..count" and the like.
+    iv = parse(b"!!:1|ms\n\x00:1|c\n;k=v:1|c\nok:1|c", key_name_sanitize=False)
+    assert iv.rejects == {"empty_name": 3}
+    assert iv.counters == {"ok": 1}
+
+
 def test_crlf_line_ends_are_accepted():
     iv = parse(b"x:1|s\r\ny:7|ms\r\n")
     assert iv.sets == {"x": {"1"}}

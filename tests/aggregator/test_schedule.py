@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from freezegun import freeze_time
 
@@ -26,3 +28,28 @@ def test_next_flush_is_on_the_grid(tmp_path, interval, elapsed, expected):
         daemon = Daemon(from_mapping({"flush_interval": interval, "spool_dir": str(tmp_path)}))
         clock.tick(elapsed)
         assert daemon.next_flush_in() == pytest.approx(expected)
+
+
+def test_a_flush_is_stamped_when_its_interval_ends_not_when_its_computation_does(tmp_path):
+    with freeze_time(START) as clock:
+        daemon = Daemon(from_mapping({"flush_interval": 10, "spool_dir": str(tmp_path)}))
+        clock.tick(9.7)  # the grid point
+        merge = daemon.store.merge
+
+        def slow_merge(*args):  # a busy host: the computation takes 3 s
+            clock.tick(3)
+            merge(*args)
+
+        daemon.store.merge = slow_merge
+
+        async def flush() -> tuple[list[bytes], int]:
+            daemon.lock, daemon.deliveries = asyncio.Lock(), asyncio.Queue()
+            await daemon.flush_once()
+            return daemon.deliveries.get_nowait()
+
+        payload, ts = asyncio.run(flush())
+    end_of_interval = 1_767_225_610  # 2026-01-01 00:00:10
+    assert ts == end_of_interval
+    assert {line.rsplit(b" ", 1)[1] for line in b"".join(payload).splitlines()} == {
+        str(end_of_interval).encode()
+    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
 
 from aggregator.graphite import Carbon
@@ -31,6 +32,14 @@ def test_replays_oldest_first_and_survives_a_restart(tmp_path):
         again.remove(entry)
     assert seen == [NOW - 20, NOW - 10, NOW]
     assert not list(tmp_path.iterdir())
+
+
+def test_a_flush_half_written_by_a_killed_daemon_is_removed_and_counted(tmp_path):
+    (tmp_path / "000000000007-1000.tmp").write_bytes(b"stats.a 1 1000\nstats.b 2 10")
+    (tmp_path / "stray.tmp").write_bytes(b"")
+    spool = Spool(tmp_path, 10_000, 3600)
+    assert not list(tmp_path.glob("*.tmp"))
+    assert (spool.dropped_payloads, spool.dropped_lines, len(spool)) == (2, 1, 0)
 
 
 def test_byte_limit_drops_the_oldest_and_counts_lines(tmp_path):
@@ -107,3 +116,18 @@ def test_carbon_closing_the_connection_is_noticed_before_the_next_write(tmp_path
 
     asyncio.run(scenario())
     assert [e.ts for e in spool.entries] == [2]
+
+
+def test_a_carbon_that_accepts_and_never_reads_is_a_failed_delivery(tmp_path):
+    # Never accepted, never read: the kernel still completes the handshake and takes in what
+    # fits its small receive buffer; the rest waits unacknowledged in ours.
+    with socket.create_server(("127.0.0.1", 0)) as hung:
+        hung.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        spool = Spool(tmp_path, 10_000_000, 3600)
+
+        async def scenario() -> bool:
+            carbon = Carbon("127.0.0.1", hung.getsockname()[1], 0.5, spool, 0)
+            return await carbon.deliver(payload(NOW, n=5000), NOW)  # ~90 KB
+
+        assert not asyncio.run(scenario())
+    assert [e.ts for e in spool.entries] == [NOW]

@@ -113,14 +113,49 @@ def test_part_ignoring_sigterm_is_killed_after_its_timeout(tmp_path: Path, stop_
     assert stubborn.process.returncode == -9
 
 
-def test_watch_reports_a_part_that_dies(tmp_path: Path, stop_event):
+def test_watch_reports_a_part_that_dies_and_starts_it_again(tmp_path: Path, stop_event):
     journal = tmp_path / "journal"
-    part = child(journal, "render API")
-    supervisor = Supervisor([part], tmp_path / "log")
+    prepared = []
+    part = child(journal, "render API", prepare=lambda: prepared.append(1))
+    reports: list[str] = []
+    supervisor = Supervisor([part], tmp_path / "log", report=reports.append, restart_pause=0.01)
     supervisor.start(stop_event)
     part.process.kill()
-    with pytest.raises(PipelineError, match="render API exited unexpectedly"):
+
+    def stop_once_back() -> None:
+        deadline = time.monotonic() + 10
+        while not any("is back" in r for r in reports) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop_event.set()
+
+    # watch() runs here, on the thread that started the parts: a part gets SIGTERM when the
+    # thread that started it ends (PR_SET_PDEATHSIG), as in `up`.
+    threading.Thread(target=stop_once_back).start()
+    supervisor.watch(stop_event)
+    assert journal_lines(journal) == ["start render API", "start render API"]
+    assert reports[0].startswith("render API exited unexpectedly (exit status -9)")
+    assert reports[0].endswith("restarting it in 0.01 s")
+    assert reports[1] == "render API is back (restart 1 within 600 s)"
+    assert len(prepared) == 2  # before each start
+    assert supervisor.stop() == []
+    assert journal_lines(journal)[-1] == "stop render API"
+
+
+def test_watch_gives_up_on_a_part_that_keeps_exiting(tmp_path: Path, stop_event):
+    crashing = Part(
+        name="carbon-cache a",
+        argv=[sys.executable, "-c", "import time; print('segfault, say'); time.sleep(0.2)"],
+        ready=lambda: True,
+    )
+    reports: list[str] = []
+    supervisor = Supervisor(
+        [crashing], tmp_path / "log", report=reports.append, restarts=2, restart_pause=0.01
+    )
+    supervisor.start(stop_event)
+    with pytest.raises(PipelineError, match="giving up: 3 exits within 600 s") as error:
         supervisor.watch(stop_event)
+    assert "segfault, say" in str(error.value)  # the end of its log, over all its runs
+    assert len([r for r in reports if "exited unexpectedly" in r]) == 2
     supervisor.stop()
 
 
