@@ -38,10 +38,21 @@ def journal_lines(journal: Path) -> list[str]:
 
 
 def child(journal: Path, name: str, on_term: str = "exit", **kwargs) -> Part:
+    starts = 0
+
+    def ready() -> bool:
+        """A new "start" line: after a restart, the old process's line does not count."""
+        nonlocal starts
+        seen = journal_lines(journal).count(f"start {name}")
+        if seen > starts:
+            starts = seen
+            return True
+        return False
+
     return Part(
         name=name,
         argv=[sys.executable, "-c", CHILD, str(journal), name, on_term],
-        ready=lambda: f"start {name}" in journal_lines(journal),
+        ready=ready,
         **kwargs,
     )
 
