@@ -146,95 +146,87 @@ class Parser:
         if count:
             iv.metrics += len(lines) - lines.count("")
         for line in lines:
-            hit = counted.get(line)
-            if hit is not None:
-                key, inc = hit
-                c = counters.get(key)
-                if c is None:
-                    if iv.names >= self.max_names:
-                        iv.reject("too_many_names")
-                        continue
-                    iv.names += 1
-                    c = 0
-                counters[key] = c + inc
-                continue
-            if not line:
-                continue
-            name, sep, rest = line.partition(":")
-            key = keys.get(name)
-            if key is None:
-                key = self._key(name)
-            if not key:
-                iv.reject("empty_name")
-                continue
-            if not sep:
-                iv.reject("no_value")
-                continue
-            if ":" in rest:  # rare: one line per value, in place (gauges depend on order)
-                self.lines([f"{name}:{group}" for group in rest.split(":")], iv, count=False)
-                continue
-            value, bar, typ = rest.partition("|")
-            if not bar:
-                iv.reject("no_type")
-                continue
-            rate = 1.0
-            if "|" in typ:
-                typ, _, extra = typ.partition("|")
-                extra = extra.partition("|")[0]
-                rate = rates.get(extra) or self._rate(extra)
-                if rate is None:
-                    iv.reject("bad_sample_rate")
+            hit = counted.get(line)  # a whole counter line seen before: (key, increment)
+            if hit is None:
+                if not line:
                     continue
-            if typ == "s":
-                members = iv.sets.get(key)
-                if members is None:
-                    if iv.names >= self.max_names:
-                        iv.reject("too_many_names")
+                name, sep, rest = line.partition(":")
+                key = keys.get(name)
+                if key is None:
+                    key = self._key(name)
+                if not key:
+                    iv.reject("empty_name")
+                    continue
+                if not sep:
+                    iv.reject("no_value")
+                    continue
+                if ":" in rest:  # rare: one line per value, in place (gauges depend on order)
+                    self.lines([f"{name}:{group}" for group in rest.split(":")], iv, count=False)
+                    continue
+                value, bar, typ = rest.partition("|")
+                if not bar:
+                    iv.reject("no_type")
+                    continue
+                rate = 1.0
+                if "|" in typ:
+                    typ, _, extra = typ.partition("|")
+                    extra = extra.partition("|")[0]
+                    rate = rates.get(extra) or self._rate(extra)
+                    if rate is None:
+                        iv.reject("bad_sample_rate")
                         continue
-                    iv.names += 1
-                    members = iv.sets[key] = set()
-                members.add(value or "0")
-                continue
-            v = numbers.get(value)
-            if v is None:
-                v = self._number(value)
+                if typ == "s":
+                    members = iv.sets.get(key)
+                    if members is None:
+                        if iv.names >= self.max_names:
+                            iv.reject("too_many_names")
+                            continue
+                        iv.names += 1
+                        members = iv.sets[key] = set()
+                    members.add(value or "0")
+                    continue
+                v = numbers.get(value)
                 if v is None:
-                    iv.reject("bad_value")
-                    continue
-            if typ == "c":
-                c = counters.get(key)
-                if c is None:
-                    if iv.names >= self.max_names:
-                        iv.reject("too_many_names")
+                    v = self._number(value)
+                    if v is None:
+                        iv.reject("bad_value")
                         continue
-                    iv.names += 1
-                    c = 0
-                inc = v if rate == 1.0 else v * (1 / rate)
-                counters[key] = c + inc
+                if typ != "c":
+                    if typ in TIMER_TYPES:
+                        if v < 0:
+                            iv.reject("negative_timer")
+                            continue
+                        values = timers.get(key)
+                        if values is None:
+                            if iv.names >= self.max_names:
+                                iv.reject("too_many_names")
+                                continue
+                            iv.names += 1
+                            values = timers[key] = array("d")
+                        values.append(v)
+                        if rate != 1.0 or key in timer_counts:
+                            count = timer_counts.get(key)
+                            if count is None:
+                                count = len(values) - 1.0
+                            timer_counts[key] = count + 1 / rate
+                    elif typ == "g":
+                        self._gauge(key, value, v, iv)
+                    else:
+                        iv.reject("unknown_type")
+                    continue
+                hit = (key, v if rate == 1.0 else v * (1 / rate))  # counted below, as a hit
                 if len(counted) >= _COUNTER_CACHE_LIMIT:
                     counted.clear()
-                counted[line] = (key, inc)
-            elif typ in TIMER_TYPES:
-                if v < 0:
-                    iv.reject("negative_timer")
+                counted[line] = hit
+            key, inc = hit
+            c = counters.get(key)
+            if c is None:
+                if iv.names >= self.max_names:
+                    iv.reject("too_many_names")
                     continue
-                values = timers.get(key)
-                if values is None:
-                    if iv.names >= self.max_names:
-                        iv.reject("too_many_names")
-                        continue
-                    iv.names += 1
-                    values = timers[key] = array("d")
-                values.append(v)
-                if rate != 1.0 or key in timer_counts:
-                    count = timer_counts.get(key)
-                    if count is None:
-                        count = len(values) - 1.0
-                    timer_counts[key] = count + 1 / rate
-            elif typ == "g":
-                self._gauge(key, value, v, iv)
-            else:
-                iv.reject("unknown_type")
+                iv.names += 1
+                c = 0
+            counters[key] = c + inc
 
     def _gauge(self, key: str, text: str, v: float, iv: Interval) -> None:
         """A signed value is a delta, anything else sets the gauge (see state.Gauge)."""

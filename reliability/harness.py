@@ -27,6 +27,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from aggregator_throughput import (  # noqa: E402  (a script beside ours, not a package)
     MemorySampler,
     Workload,
+    _children,
+    _kib,
     build,
     free_port,
     loadgen,
@@ -205,23 +207,6 @@ class Aggregator:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
-def _kib(path: str, name: str) -> int:
-    try:
-        for line in Path(path).read_text().splitlines():
-            if line.startswith(name):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def kernel_udp() -> dict[str, int]:
