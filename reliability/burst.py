@@ -14,7 +14,7 @@ dropped on the aggregator's socket (the `drops` column of /proc/net/udp: this so
 machine-wide (RcvbufErrors and InErrors of /proc/net/snmp, other processes included), and the
 aggregator's own counts (packets and lines received, bad lines). The loss is accounted for
 when sent = reached Carbon + kernel drops x 20. Then health, and the flush times per phase.
-The default maximum, 620,000 metrics/s, is docs/aggregator.md's median for this mix here.
+The default maximum, 600,000 metrics/s, is docs/aggregator.md's median for this mix here.
 
     .venv/bin/python reliability/burst.py
     .venv/bin/python reliability/burst.py --max 600000 --seconds 10
@@ -65,7 +65,7 @@ def phase(agg: Aggregator, carbon: Carbon, workload, name: str, rate: float, *, 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--max", type=float, default=620_000, help="the maximum, metrics/s")
+    p.add_argument("--max", type=float, default=600_000, help="the maximum, metrics/s")
     p.add_argument("--seconds", type=float, default=10.0)
     args = p.parse_args()
     print(f"conditions at the start: {conditions()}", flush=True)

@@ -5,8 +5,8 @@ One aggregator (defaults: 2 receivers, 8 MiB receive buffer; 10 s flushes) gets 
 benchmark's realistic mix (60% counters, 30% timers, 5% gauges, 5% sets, 10k names, 30%
 sampled at 0.1; 20 metrics per datagram) from the C load generator at `--rate` metrics/s for
 `--minutes`. The default rate, 300,000/s, is half the median highest rate without loss that
-benchmarks/aggregator_throughput.py measured on this machine (docs/aggregator.md: 600,000 to
-640,000 metrics/s). Every second the process tree's PSS and the socket's kernel drops are
+benchmarks/aggregator_throughput.py measured on this machine (docs/aggregator.md: 600,000
+metrics/s). Every second the process tree's PSS and the socket's kernel drops are
 sampled; every flush, its calculation and processing times, its write to Carbon and its
 timestamp lag are read at the fake Carbon. Memory moves within each flush interval (values
 pile up, then a flush frees them), so it is judged per interval: the lowest and the highest
