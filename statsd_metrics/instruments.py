@@ -174,12 +174,20 @@ class Timer(_Instrument):
     ms: float | None = None
 
     def _hooks(self, name: str | None) -> tuple[Enter, Leave]:
-        timing, rate, tags = self._method("timing"), self.rate, self.tags
+        target, rate, tags = self._target, self.rate, self.tags
         clock = perf_counter  # read when decorating, so that a test can substitute a clock
+        if callable(target):  # the default client, looked up per call: one call frame, not two
 
-        def leave(start: float, exc: BaseException | None) -> None:
-            self.ms = ms = (clock() - start) * 1000.0
-            timing(name, ms, rate, tags)
+            def leave(start: float, exc: BaseException | None) -> None:
+                self.ms = ms = (clock() - start) * 1000.0
+                target().timing(name, ms, rate, tags)
+
+        else:
+            timing = target.timing
+
+            def leave(start: float, exc: BaseException | None) -> None:
+                self.ms = ms = (clock() - start) * 1000.0
+                timing(name, ms, rate, tags)
 
         return clock, leave
 
