@@ -135,8 +135,9 @@ class Client:
 
     Options (strings are accepted for every option, as read from the environment):
 
-    - `host`, `port`: the aggregator. A host name is resolved now and again every
-      `resolve_interval` seconds in the background; `localhost` tries IPv4 and IPv6.
+    - `host`, `port`: the aggregator. A host name is resolved in the background, at once and
+      then every `resolve_interval` seconds (never in the constructor: a DNS that does not
+      answer must not hold the application up); `localhost` tries IPv4 and IPv6.
     - `prefix`: prepended to every name, with a dot.
     - `tags`: client-wide constant tags (`{"env": "prod"}`, or `"env:prod,region:eu"`).
     - `transport`: `"udp"` (default), `"tcp"` or `"unix"` (datagram socket at `socket_path`).
