@@ -36,6 +36,21 @@ RESTART_PAUSE = 1.0  # before the first restart; doubles with each restart in th
 RESTART_PAUSE_MAX = 30.0
 
 
+def terminate(process: subprocess.Popen, grace: float) -> bool:
+    """SIGTERM a process we started (by its PID), SIGKILL it if it is still there after `grace`
+    seconds; True when it had to be killed."""
+    if process.poll() is not None:
+        return False
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return True
+    return False
+
+
 class PipelineError(RuntimeError):
     """The pipeline cannot start or keep running; the message says which part and why."""
 
@@ -238,14 +253,7 @@ class Supervisor:
         warnings = []
         while self.started:
             part = self.started.pop()
-            if part.process.poll() is not None:
-                continue
-            part.process.send_signal(signal.SIGTERM)
-            try:
-                part.process.wait(part.stop_timeout)
-            except subprocess.TimeoutExpired:
-                part.process.kill()
-                part.process.wait()
+            if terminate(part.process, part.stop_timeout):
                 warnings.append(
                     f"{part.name} did not stop within {part.stop_timeout:g} s and was killed"
                 )

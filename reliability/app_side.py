@@ -39,6 +39,7 @@ from pathlib import Path
 
 from flask import Flask, jsonify
 
+from pipeline.supervisor import terminate
 from statsd_metrics import Client
 from statsd_metrics.flask import StatsdMetrics
 
@@ -113,13 +114,7 @@ class Server:
             return r.read().decode()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, 30)
 
 
 def _ms(text: str) -> float:

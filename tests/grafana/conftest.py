@@ -35,6 +35,7 @@ from examples.teamapp.serving import serve_in_thread
 from examples.teamapp.traffic import TrafficGenerator, TrafficPlan
 from pipeline.alerts.rules import RULES_DIR, seconds
 from pipeline.layout import HOST
+from pipeline.supervisor import terminate
 from pipeline.testing import RunningUp, free_ports, graphite_config, wait_for
 from statsd_metrics.process import ProcessCollector
 
@@ -145,13 +146,7 @@ class Aggregator:
                 sock.sendto(line, (HOST, self.port))
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, 30)
         self.log.close()
 
 
