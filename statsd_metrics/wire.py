@@ -4,9 +4,14 @@ Everything the application hands us (names, tag keys and values, set members) pa
 here before it reaches a socket, so this is where hostile input is made harmless: whatever the
 text, the result is exactly one line that the reference daemon parses as exactly one metric.
 
-- Names and tags keep `[A-Za-z0-9_.-]`. Accents are folded (`café` -> `cafe`), `/` becomes `-`
-  and every other run of characters becomes one `_`. That output is a fixed point of the
-  reference daemon's own key sanitiser, so what we send is what Graphite stores.
+- Names keep what the reference daemon keeps, so a migrating application's series stay where
+  they are: only what would break the line or cannot travel in ASCII is changed here, and
+  changed the way the reference's key rules would store it (whitespace runs become `_`; `:`,
+  `|`, `@`, `#`, control characters and non-ASCII characters are deleted). Everything else
+  (`api.users(get)`, `x..y`) is sent as given and the aggregator applies the rest of the rules.
+  The rules, for the client and the aggregator, are in one table: docs/naming.md.
+- Tag keys and values keep `[A-Za-z0-9_.-]`: accents are folded (`café` -> `cafe`), `/`
+  becomes `-` and every other run of characters becomes one `_`.
 - Set members are percent-encoded instead: a set counts *distinct* values, and a lossy mapping
   would merge different users into one.
 - Numbers must be finite; timings must also be >= 0 (the reference rejects negative timers).
@@ -41,6 +46,15 @@ class Rejected(ValueError):
 
 
 _DISALLOWED = re.compile(r"[^A-Za-z0-9_.\-]+")
+# JavaScript's `\s` (what the reference daemon's key rules use), not Python's: the two differ
+# on U+001C-U+001F, U+0085 and U+FEFF.
+_JS_WHITESPACE = re.compile(
+    "[\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]+"
+)
+# What would break the line (`:` `|` `@` `#`, control characters) or cannot be sent in ASCII.
+_UNSENDABLE = re.compile(r"[:|@#\x00-\x1f\x7f]|[^\x00-\x7f]")
+# A name must keep at least one character that the reference's key rules keep.
+_KEPT = re.compile(r"[A-Za-z0-9_.\-/;=]")
 
 
 def _component(text: str) -> str:
@@ -50,13 +64,23 @@ def _component(text: str) -> str:
     return _DISALLOWED.sub("_", text.replace("/", "-"))
 
 
+def describe(value: object) -> str:
+    """What a rejected value was, for a log line: its type and length, never the value itself
+    (a value in the wrong place may be an e-mail address or a token)."""
+    try:
+        return f"{type(value).__name__} of length {len(value)}"  # type: ignore[arg-type]
+    except TypeError:
+        return type(value).__name__
+
+
 def sanitize_name(name: object) -> str:
-    """A metric name as Graphite will store it; empty dot segments are removed."""
+    """A metric name made safe for the line, changed only where the reference would change it
+    anyway (whitespace runs -> `_`, then `:|@#`, control and non-ASCII characters deleted)."""
     if not isinstance(name, str):
         raise Rejected("bad_name", f"names are str, not {type(name).__name__}")
-    clean = ".".join(part for part in _component(name).split(".") if part)
-    if not clean:
-        raise Rejected("bad_name", f"{name!r} has no usable character")
+    clean = _UNSENDABLE.sub("", _JS_WHITESPACE.sub("_", name))
+    if not _KEPT.search(clean):
+        raise Rejected("bad_name", f"a name ({describe(name)}) with no character that is kept")
     return clean
 
 
@@ -93,7 +117,7 @@ def parse_tags(tags: TagsArg) -> dict[str, str | None]:
     parsed: dict[str, str | None] = {}
     for tag in tags:
         if not isinstance(tag, str):
-            raise Rejected("bad_tags", f"tag {tag!r} is not a str")
+            raise Rejected("bad_tags", f"a tag is a str, not {type(tag).__name__}")
         key, sep, value = tag.partition(":")
         parsed[sanitize_tag(key)] = sanitize_tag(value) if sep else None
     return parsed
@@ -106,12 +130,12 @@ def format_number(value: object) -> str:
         return str(value)
     if kind is not float:
         if isinstance(value, bool) or not isinstance(value, Real | Decimal):
-            raise Rejected("bad_value", f"{value!r} is not a number")
+            raise Rejected("bad_value", f"{describe(value)} is not a number")
         if isinstance(value, Integral):
             return str(int(value))
         value = float(value)
     if not math.isfinite(value):
-        raise Rejected("bad_value", f"{value!r} is not finite")
+        raise Rejected("bad_value", "a number that is not finite")
     return repr(value)
 
 
@@ -126,23 +150,34 @@ def format_ms(value: object) -> str:
         value = value.total_seconds() * 1000.0
     text = format_number(value)
     if text[0] == "-":
-        raise Rejected("bad_value", f"timing {text} is negative")
+        raise Rejected("bad_value", "a negative timing")
     return text if isinstance(value, Integral) else f"{float(text):.3f}"
 
 
+def format_histogram(value: object) -> str:
+    """A histogram or distribution value, which travels as a timer: a number >= 0, exactly as
+    given (not rounded to microseconds: it need not be a duration)."""
+    text = format_number(value)
+    if text[0] == "-":
+        raise Rejected("bad_value", "a negative histogram value (sent as a timer)")
+    return text
+
+
 def format_rate(rate: object) -> str:
-    """`|@rate` for 0 < rate < 1, nothing for 1."""
-    if rate == 1:
+    """`|@rate` for 0 < rate < 1; nothing for a rate of 1 or more, which is sent unsampled
+    (as the `statsd` package does)."""
+    if isinstance(rate, bool) or not isinstance(rate, Real) or not rate > 0:
+        raise Rejected("bad_rate", f"a sample rate must be a number > 0, not {describe(rate)}")
+    if rate >= 1:
         return ""
-    if isinstance(rate, bool) or not isinstance(rate, Real) or not 0 < rate < 1:
-        raise Rejected("bad_rate", f"sample rate {rate!r} is not in (0, 1]")
     return f"|@{float(rate)!r}"
 
 
 def format_set_member(value: object) -> str:
-    """A set member, percent-encoded: distinct inputs stay distinct, and stay on one line."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise Rejected("bad_value", f"set members are str or int, not {type(value).__name__}")
+    """A set member, percent-encoded: distinct inputs stay distinct, and stay on one line.
+    Floats are members as the `statsd` package sends them (`str(2.3)`)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise Rejected("bad_value", f"set members are str, int or float, not {describe(value)}")
     text = quote(str(value), safe="")
     if not text:
         raise Rejected("bad_value", "empty set member")
