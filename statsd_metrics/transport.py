@@ -1,4 +1,4 @@
-"""Sockets to the aggregator: UDP (the default), TCP and Unix datagram.
+"""Sockets to the aggregator: UDP (the default), TCP and Unix (datagram or stream).
 
 `Transport.send` holds the error policy for all of them: it never raises, counts every payload
 it could not deliver under a reason, closes the socket after an error that may have broken it,
@@ -130,7 +130,8 @@ class NetworkTransport(Transport):
     Resolution runs outside the lock (`lookup`, possibly slow) and is applied under it
     (`use`). A failed lookup keeps the addresses we had: a DNS hiccup must not stop metrics.
     `localhost` always includes both loopbacks, so it reaches an aggregator that listens on
-    127.0.0.1 or on ::1 whatever /etc/hosts says.
+    127.0.0.1 or on ::1 whatever /etc/hosts says. A `family` (`AF_INET6` for the `statsd`
+    package's `ipv6=True`) keeps only addresses of that family.
     """
 
     socktype = socket.SOCK_DGRAM
@@ -144,8 +145,10 @@ class NetworkTransport(Transport):
         clock: Callable[[], float],
         resolver: Resolver,
         resolve_interval: float,
+        family: int = 0,
     ) -> None:
         super().__init__(stats, clock)
+        self.family = family
         self.host = host
         self.port = port
         self._resolver = resolver
@@ -171,7 +174,7 @@ class NetworkTransport(Transport):
 
     def lookup(self) -> list[Candidate] | None:
         try:
-            infos = self._resolver(self.host, self.port, 0, self.socktype)
+            infos = self._resolver(self.host, self.port, self.family, self.socktype)
         except (OSError, UnicodeError):
             infos = []
         found = [(info[0], info[4]) for info in infos]
@@ -180,6 +183,8 @@ class NetworkTransport(Transport):
                 (socket.AF_INET, ("127.0.0.1", self.port)),
                 (socket.AF_INET6, ("::1", self.port, 0, 0)),
             ]
+        if self.family:
+            found = [candidate for candidate in found if candidate[0] == self.family]
         unique = list(dict.fromkeys(found))
         return unique or None
 
@@ -308,11 +313,13 @@ class TCPTransport(NetworkTransport):
         resolver: Resolver,
         resolve_interval: float,
         timeout: float,
+        family: int = 0,
     ) -> None:
         self._timeout = timeout
         super().__init__(
-            host, port, stats, clock=clock, resolver=resolver, resolve_interval=resolve_interval
-        )
+            host, port, stats, clock=clock, resolver=resolver, resolve_interval=resolve_interval,
+            family=family,
+        )  # fmt: skip
 
     def _open(self) -> socket.socket:
         """Connect to the first candidate that accepts, starting with the last one that did."""
@@ -333,31 +340,63 @@ class TCPTransport(NetworkTransport):
         raise error
 
     def _send(self, sock: socket.socket, payload: bytes, lines: int) -> None:
-        poller = select.poll()  # not select(): it fails on descriptors past 1024
-        poller.register(sock, select.POLLIN)
-        if poller.poll(0) and not sock.recv(1, socket.MSG_PEEK):
-            self._close()
-            sock = self._sock = self._open()
-        sock.sendall(payload + b"\n")
+        _send_stream(self, sock, payload)
 
 
-class UnixDatagramTransport(Transport):
-    """A Unix datagram socket: the aggregator on the same host without the IP stack. A full
-    receive queue is reported at once (`buffer_full`), unlike UDP on loopback."""
+def _send_stream(transport: Transport, sock: socket.socket, payload: bytes) -> None:
+    """Write newline-terminated lines to a stream; reconnect first if the peer has closed."""
+    poller = select.poll()  # not select(): it fails on descriptors past 1024
+    poller.register(sock, select.POLLIN)
+    if poller.poll(0) and not sock.recv(1, socket.MSG_PEEK):
+        transport._close()
+        sock = transport._sock = transport._open()
+    sock.sendall(payload + b"\n")
 
-    def __init__(self, path: str, stats: Stats, clock: Callable[[], float]) -> None:
+
+class UnixTransport(Transport):
+    """A Unix socket: the aggregator on the same host without the IP stack.
+
+    Datagram or stream, whichever the socket at `path` is: connecting a datagram socket to a
+    stream socket fails with EPROTOTYPE, and the transport then connects as a stream (what the
+    `statsd` package's `UnixSocketStatsClient` talks to), sending newline-terminated lines as
+    over TCP, each connect and write bounded by `timeout`. On a datagram socket, a full
+    receive queue is reported at once (`buffer_full`), unlike UDP on loopback.
+    """
+
+    def __init__(
+        self, path: str, stats: Stats, clock: Callable[[], float], timeout: float = 1.0
+    ) -> None:
         super().__init__(stats, clock)
         self.path = path
+        self._timeout = timeout
+        self.stream: bool | None = None  # not known until the first connect
 
     def _open(self) -> socket.socket:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        if not self.stream:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            try:
+                sock.setblocking(False)
+                sock.connect(self.path)
+            except OSError as exc:
+                sock.close()
+                if exc.errno != errno.EPROTOTYPE:
+                    raise
+            else:
+                self.stream = False
+                return sock
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            sock.setblocking(False)
+            sock.settimeout(self._timeout)
             sock.connect(self.path)
         except OSError:
             sock.close()
+            self.stream = None  # the path may be a datagram socket again next time
             raise
+        self.stream = True
         return sock
 
     def _send(self, sock: socket.socket, payload: bytes, lines: int) -> None:
-        sock.send(payload)
+        if sock.type == socket.SOCK_STREAM:
+            _send_stream(self, sock, payload)
+        else:
+            sock.send(payload)
