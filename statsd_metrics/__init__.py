@@ -27,10 +27,12 @@ from .default import (
     timing,
 )
 from .instruments import Counted, Timer
+from .pipeline import Pipeline
 
 __all__ = [
     "Client",
     "Counted",
+    "Pipeline",
     "Timer",
     "configure",
     "counted",

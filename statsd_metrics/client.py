@@ -10,10 +10,12 @@ prefixed name; the formatted tag suffix) and handed to `_write`, which is the bu
 active. In the default buffered mode everything slow (I/O, DNS, packing) happens on the
 flusher thread, and the application's path takes no lock.
 
-The method names and positional parameters follow the `statsd` package's `StatsClient`
-(`incr(stat, count=1, rate=1)`, `timing(stat, delta, rate=1)`, ...), so code written for it
-keeps working; tags are an added keyword. Its implementation is not reused: see transport.py,
-and `_emit` below (its per-call `'%s:%s'` formatting is the cost we are asked to beat 4x).
+The constructor, method names and positional parameters follow the `statsd` package's
+`StatsClient` (`Client(host, port, prefix, maxudpsize)`, `incr(stat, count=1, rate=1)`,
+`timing(stat, delta, rate=1)`, `pipeline()`, ...), so code written for it keeps working; tags
+are an added keyword, and DogStatsD's method names are aliases (docs/migration.md). Its
+implementation is not reused: see transport.py, and `_emit` below (its per-call `'%s:%s'`
+formatting is the cost we are asked to beat 4x).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from .transport import (
     TCPTransport,
     Transport,
     UDPTransport,
-    UnixDatagramTransport,
+    UnixTransport,
 )
 from .wire import (
     COUNTER,
@@ -44,6 +46,7 @@ from .wire import (
     TIMER,
     Rejected,
     TagsArg,
+    format_histogram,
     format_ms,
     format_number,
     format_rate,
@@ -91,13 +94,13 @@ def _constant_tags(tags: TagsArg | str) -> dict[str, str | None]:
 def _open_transport(
     transport: str, host: str, port: int | str, socket_path: str | None, stats: Stats,
     *, clock: Callable[[], float], resolver: Callable[..., list], resolve_interval: float,
-    timeout: float,
+    timeout: float, ipv6: bool,
 ) -> Transport:  # fmt: skip
     kind = (transport or "udp").strip().lower() if socket_path is None else "unix"
     if kind == "unix":
         if not socket_path:
             raise ValueError("the unix transport needs socket_path")
-        return UnixDatagramTransport(str(socket_path), stats, clock)
+        return UnixTransport(str(socket_path), stats, clock, timeout)
     if kind not in ("udp", "tcp"):
         raise ValueError(f"transport must be udp, tcp or unix, not {transport!r}")
     if not isinstance(host, str) or not host:
@@ -105,7 +108,9 @@ def _open_transport(
     port = int(port)
     if not 0 < port < 65536:
         raise ValueError(f"port {port} is out of range")
+    family = socket.AF_INET6 if _flag(ipv6) else 0
     where = {"clock": clock, "resolver": resolver, "resolve_interval": resolve_interval}
+    where["family"] = family
     if kind == "udp":
         return UDPTransport(host, port, stats, **where)
     return TCPTransport(host, port, stats, **where, timeout=timeout)
@@ -139,13 +144,17 @@ class Client:
       then every `resolve_interval` seconds (never in the constructor: a DNS that does not
       answer must not hold the application up); `localhost` tries IPv4 and IPv6.
     - `prefix`: prepended to every name, with a dot.
+    - `maxudpsize`, `ipv6`: the `statsd` package's fourth and fifth arguments. `maxudpsize`
+      is another name for `max_packet_size`; `ipv6=True` uses IPv6 addresses only (without
+      it, both families are tried).
     - `tags`: client-wide constant tags (`{"env": "prod"}`, or `"env:prod,region:eu"`).
     - `transport`: `"udp"` (default), `"tcp"` or `"unix"` (datagram socket at `socket_path`).
     - `buffered`: pack lines into payloads of at most `max_packet_size` bytes (1432: one
       Ethernet frame with room for IPv6 and UDP headers), sent when full or every
       `flush_interval` seconds by a background thread. At most `max_queue` lines wait.
       Unbuffered, each metric is sent at once on the calling thread.
-    - `timeout`: bound on a TCP connect or write.
+    - `timeout`: bound on a TCP or Unix stream connect or write. None (the `statsd`
+      package's default, which blocks without bound) means the default bound, 1 s.
     - `resolver`, `clock`, `random`: injected for tests (`socket.getaddrinfo`,
       `time.monotonic`, `random.random`).
 
@@ -158,6 +167,8 @@ class Client:
         host: str = "127.0.0.1",
         port: int | str = 8125,
         prefix: str | None = None,
+        maxudpsize: int | str | None = None,
+        ipv6: bool | str = False,
         *,
         tags: TagsArg | str = None,
         transport: str = "udp",
@@ -166,7 +177,7 @@ class Client:
         max_packet_size: int | str = 1432,
         flush_interval: float | str = 0.25,
         max_queue: int | str = 100_000,
-        timeout: float | str = 1.0,
+        timeout: float | str | None = 1.0,
         resolve_interval: float | str = 60.0,
         resolver: Callable[..., list] = socket.getaddrinfo,
         clock: Callable[[], float] = time.monotonic,
@@ -202,13 +213,14 @@ class Client:
         try:
             self._prefix = sanitize_name(prefix) + "." if prefix else ""
             self._constant = _constant_tags(tags)
-            self._max_size = _positive(max_packet_size, int, "max_packet_size")
-            self._timeout = _positive(timeout, float, "timeout")
+            size = max_packet_size if maxudpsize is None else maxudpsize
+            self._max_size = _positive(size, int, "max_packet_size")
+            self._timeout = 1.0 if timeout is None else _positive(timeout, float, "timeout")
             self._interval = _positive(flush_interval, float, "flush_interval")
             resolve = _positive(resolve_interval, float, "resolve_interval")
             self._transport = _open_transport(
                 transport, host, port, socket_path, self._stats, clock=clock, resolver=resolver,
-                resolve_interval=resolve, timeout=self._timeout,
+                resolve_interval=resolve, timeout=self._timeout, ipv6=ipv6,
             )  # fmt: skip
             # The constant suffix of untagged lines, per metric type: `|c|#env:prod`.
             self._constant_part = format_tags(None, self._constant)
@@ -310,7 +322,58 @@ class Client:
         """
         return build(Counted, self, stat, rate, tags, failures)
 
+    def pipeline(self) -> Pipeline:
+        """A `Pipeline`: metrics collected and sent together by its `send()` (or at the end of
+        its `with` block), as the `statsd` package's pipeline does."""
+        return Pipeline(self)
+
+    # -- DogStatsD's names (datadog's `DogStatsd`, markus): see docs/migration.md -------------
+
+    def increment(
+        self, metric: str, value: float = 1, tags: TagsArg = None, sample_rate: float | None = None
+    ) -> None:
+        self.incr(metric, value, 1 if sample_rate is None else sample_rate, tags)
+
+    def decrement(
+        self, metric: str, value: float = 1, tags: TagsArg = None, sample_rate: float | None = None
+    ) -> None:
+        self.decr(metric, value, 1 if sample_rate is None else sample_rate, tags)
+
+    def histogram(
+        self, metric: str, value: float, tags: TagsArg = None, sample_rate: float | None = None
+    ) -> None:
+        """A value in a distribution, sent as a timer (`|ms`: every StatsD daemon computes
+        the same statistics for it, where the reference counts `|h` as a counter)."""
+        try:
+            rate = 1 if sample_rate is None else sample_rate
+            self._emit(metric, format_histogram(value), TIMER, rate, tags)
+        except Exception as exc:
+            self._reject(exc)
+
+    distribution = histogram
+
     # -- control ------------------------------------------------------------------------
+
+    def _write_lines(self, lines: list[str]) -> None:
+        """A pipeline's lines, sent together: packed into as few payloads as possible, each
+        queued (buffered) or sent (unbuffered) whole."""
+        try:
+            write = self._write
+            if write == self._send_now or (self._buffer is not None and write == self._buffer.add):
+                for payload, count in pack(lines, self._max_size):
+                    if write == self._send_now:
+                        self._transport.send(payload, count)  # type: ignore[union-attr]
+                    else:
+                        write(payload.decode("ascii"))
+                self._stats.report()
+            else:  # the recorder, or a client that drops everything
+                for line in lines:
+                    write(line)
+        except Rejected as exc:
+            self._stats.dropped(exc.reason, len(lines), str(exc))
+            self._stats.report()
+        except Exception as exc:
+            self._reject(exc)
 
     def flush(self) -> None:
         """Send every buffered line now, on the calling thread."""
@@ -374,6 +437,8 @@ class Client:
         if rate == 1 and tags is None:
             tail = self._plain[kind]
         else:
+            if tags is None and isinstance(rate, list | tuple | dict):
+                rate, tags = 1, rate  # tags in the rate's place: DogStatsD's and markus's order
             tail = f"|{kind}"
             if rate != 1:
                 tail += format_rate(rate)  # rejects a bad rate before sampling
@@ -457,7 +522,8 @@ class Client:
             if isinstance(exc, Rejected):
                 self._stats.dropped(exc.reason, 1, str(exc))
             elif isinstance(exc, TypeError | ValueError):
-                self._stats.dropped("bad_argument", 1, f"{type(exc).__name__}: {exc}")
+                # the type only: the message may quote an argument, which may be personal data
+                self._stats.dropped("bad_argument", 1, type(exc).__name__)
             else:
                 self._internal_error(exc)
             self._stats.report()
@@ -478,3 +544,6 @@ class Client:
             self._transport.after_fork()
         if self._worker is not None and not self._closed:
             self._worker.after_fork()
+
+
+from .pipeline import Pipeline  # noqa: E402  (a Client subclass: imported once Client exists)

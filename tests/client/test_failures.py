@@ -141,14 +141,14 @@ def test_queue_full_keeps_the_newest_lines(udp, sink):
         (lambda c: c.gauge("x", "3"), "bad_value"),
         (lambda c: c.timing("x", -1), "bad_value"),
         (lambda c: c.timing("x", "12"), "bad_value"),
-        (lambda c: c.set("x", 1.5), "bad_value"),
+        (lambda c: c.set("x", [1]), "bad_value"),
         (lambda c: c.set("x", ""), "bad_value"),
         (lambda c: c.incr(""), "bad_name"),
-        (lambda c: c.incr("..."), "bad_name"),
+        (lambda c: c.incr(":|@#"), "bad_name"),
         (lambda c: c.incr(None), "bad_name"),
         (lambda c: c.timing(42, 1.0), "bad_name"),
         (lambda c: c.incr(["x"]), "bad_argument"),
-        (lambda c: c.incr("x", rate=2), "bad_rate"),
+        (lambda c: c.incr("x", rate=-1), "bad_rate"),
         (lambda c: c.incr("x", rate=0), "bad_rate"),
         (lambda c: c.incr("x", rate="0.5"), "bad_rate"),
         (lambda c: c.incr("x", tags=5), "bad_tags"),
@@ -198,7 +198,7 @@ def test_closed_client_counts_and_never_raises(udp, sink):
         {"max_packet_size": -1},
         {"buffered": "maybe"},
         {"host": ""},
-        {"prefix": "..."},
+        {"prefix": ":|"},
         {"tags": 5},
     ],
 )
@@ -227,10 +227,10 @@ def test_first_drop_of_each_reason_is_logged_once(udp, caplog):
     with caplog.at_level(logging.WARNING, logger="statsd_metrics"):
         for _ in range(3):
             client.incr("x", "bad")
-        client.incr("x", rate=5)
+        client.incr("x", rate=-5)
     messages = [record.getMessage() for record in caplog.records]
     assert len(messages) == 2
     assert "(bad_value)" in messages[0]
-    assert "'bad' is not a number" in messages[0]
+    assert "str of length 3 is not a number" in messages[0]
     assert "(bad_rate)" in messages[1]
     assert client.stats()["dropped"] == {"bad_value": 3, "bad_rate": 1}
