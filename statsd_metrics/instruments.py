@@ -16,7 +16,13 @@ functions at import time, before `configure()`.
 
 Nothing here raises into the application: the metric methods never raise, and the wrapped
 function's own exceptions pass through untouched. (That is where `statsd`'s Timer could not
-serve: its `stop()` raises when misused, and it times a generator's creation, not its run.)
+serve: its `stop()` raises when misused, and it times a generator's creation, not its run.
+Its object API, `start()`, `stop(send=False)`, `send()` and `ms`, is kept, with misuse
+counted as `bad_timer` instead of raised.)
+
+Default names do not depend on how the process was started: a function of the script that
+was run (`python app.py`, module `__main__`) is named after the module it would be imported
+as (`app`, or `pkg.app` inside a package), as under gunicorn or `python -m`.
 """
 
 from __future__ import annotations
@@ -24,9 +30,13 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import os
+import sys
 from collections.abc import Callable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
+
+from .wire import Rejected
 
 if TYPE_CHECKING:
     from .wire import TagsArg
@@ -38,9 +48,33 @@ Enter = Callable[[], Any]
 Leave = Callable[[Any, BaseException | None], None]
 
 
+@functools.cache
+def main_module_name() -> str:
+    """The importable name of the `__main__` module: `python -m pkg.app` knows it
+    (`__spec__`); for `python path/app.py` it is the file's name, preceded by the packages
+    (directories with an `__init__.py`) that contain it. `__main__` when there is no file
+    (an interactive session)."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name and spec.name != "__main__":
+        return str(spec.name)
+    path = getattr(main, "__file__", None)
+    if not path:
+        return "__main__"
+    path = os.path.realpath(path)
+    parts = [os.path.splitext(os.path.basename(path))[0]]
+    folder = os.path.dirname(path)
+    while os.path.isfile(os.path.join(folder, "__init__.py")):
+        parts.insert(0, os.path.basename(folder))
+        folder = os.path.dirname(folder)
+    return ".".join(parts)
+
+
 def default_name(func: Callable) -> str:
     """`<module>.<qualified name>`, without the `<locals>` of nested functions."""
     module = getattr(func, "__module__", None) or "unknown"
+    if module == "__main__":
+        module = main_module_name()
     qualname = getattr(func, "__qualname__", None) or getattr(func, "__name__", "function")
     return f"{module}.{qualname}".replace("<locals>.", "")
 
@@ -167,11 +201,15 @@ class _Instrument:
 class Timer(_Instrument):
     """Sends the duration of each call or block to timer `name`, in milliseconds.
 
-    `ms` holds the last duration measured. `start()` and `stop()` time a span that is not a
-    block, the way `statsd`'s Timer does.
+    `ms` holds the last duration measured. As in the `statsd` package, `start()` and
+    `stop(send=True)` time a span that is not a block, and `stop(send=False)` then `send()`
+    sends it later; `send()` sends a measurement once. Misuse (stop before start, send before
+    stop, sending twice) sends nothing and is counted as `bad_timer`.
     """
 
     ms: float | None = None
+    _started: float | None = None
+    _sent = False
 
     def _hooks(self, name: str | None) -> tuple[Enter, Leave]:
         target, rate, tags = self._target, self.rate, self.tags
@@ -192,11 +230,36 @@ class Timer(_Instrument):
         return clock, leave
 
     def start(self) -> Timer:
-        return self.__enter__()
-
-    def stop(self) -> Timer:
-        self.__exit__(None, None, None)
+        self.ms = None
+        self._sent = False
+        self._started = perf_counter()
         return self
+
+    def stop(self, send: bool = True) -> Timer:
+        if self._started is None:
+            self._misuse("stop() before start()")
+            return self
+        self.ms = (perf_counter() - self._started) * 1000.0
+        if send:
+            self.send()
+        return self
+
+    def send(self) -> None:
+        if self.ms is None:
+            self._misuse("send() before a measurement")
+        elif self._sent:
+            self._misuse("send() of a measurement already sent")
+        else:
+            self._sent = True
+            self._method("timing")(self.name, self.ms, self.rate, self.tags)
+
+    def _misuse(self, what: str) -> None:
+        try:
+            target = self._target
+            client = target() if callable(target) else target
+            client._reject(Rejected("bad_timer", f"Timer {what}"))
+        except Exception:  # never into the application
+            pass
 
 
 class Counted(_Instrument):
