@@ -441,9 +441,11 @@ class Client:
                 rate, tags = 1, rate  # tags in the rate's place: DogStatsD's and markus's order
             tail = f"|{kind}"
             if rate != 1:
-                tail += format_rate(rate)  # rejects a bad rate before sampling
+                sampled = format_rate(rate)  # rejects a bad rate before sampling
                 if self._random() >= rate:
                     return
+                if not reset:  # the `0`-then-value pair goes unmarked, as `statsd` sends it
+                    tail += sampled
             tail += self._constant_part if tags is None else self._tags(tags)
         line = head + value + tail
         if reset:

@@ -264,3 +264,10 @@ def test_client_class_is_what_statsd_compat_exports():
 
     assert compat.StatsClient is Client
     assert issubclass(compat.TCPStatsClient, Client)
+
+
+def test_a_sampled_negative_gauge_pair_carries_no_rate(udp, sink):
+    client = udp(buffered=False, random=lambda: 0.0)
+    client.gauge("g", -1, rate=0.5)
+    client.gauge("h", 1, rate=0.5)
+    assert sink.pending() == [b"g:0|g\ng:-1|g", b"h:1|g|@0.5"]
