@@ -86,9 +86,9 @@ class _Adapted:
         self.__dict__["_suite_mock"] = mock
         transport = self._transport  # type: ignore[attr-defined]
         if isinstance(transport, UDPTransport):
-            transport._sock = _DatagramToMock(mock, transport._address()[1])
+            transport._sock = _DatagramToMock(mock, transport._address()[1])  # type: ignore[assignment]
         else:
-            transport._sock = _StreamToMock(mock)
+            transport._sock = _StreamToMock(mock)  # type: ignore[assignment]
 
 
 def _options(options: dict[str, Any]) -> dict[str, Any]:

@@ -94,7 +94,7 @@ def _constant_tags(tags: TagsArg | str) -> dict[str, str | None]:
 def _open_transport(
     transport: str, host: str, port: int | str, socket_path: str | None, stats: Stats,
     *, clock: Callable[[], float], resolver: Callable[..., list], resolve_interval: float,
-    timeout: float, ipv6: bool,
+    timeout: float, ipv6: bool | str,
 ) -> Transport:  # fmt: skip
     kind = (transport or "udp").strip().lower() if socket_path is None else "unix"
     if kind == "unix":
@@ -109,11 +109,15 @@ def _open_transport(
     if not 0 < port < 65536:
         raise ValueError(f"port {port} is out of range")
     family = socket.AF_INET6 if _flag(ipv6) else 0
-    where = {"clock": clock, "resolver": resolver, "resolve_interval": resolve_interval}
-    where["family"] = family
     if kind == "udp":
-        return UDPTransport(host, port, stats, **where)
-    return TCPTransport(host, port, stats, **where, timeout=timeout)
+        return UDPTransport(
+            host, port, stats, clock=clock, resolver=resolver, resolve_interval=resolve_interval,
+            family=family,
+        )  # fmt: skip
+    return TCPTransport(
+        host, port, stats, clock=clock, resolver=resolver, resolve_interval=resolve_interval,
+        timeout=timeout, family=family,
+    )  # fmt: skip
 
 
 def _literal(text: str) -> str:
@@ -161,6 +165,8 @@ class Client:
     Invalid options never raise: the error is logged and the client drops every metric under
     `bad_config`, visibly in `stats()`.
     """
+
+    _write: Callable[[str], None]  # where lines go now: see `_redirect`
 
     def __init__(
         self,

@@ -34,16 +34,17 @@ import os
 import sys
 from collections.abc import Callable
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .wire import Rejected
 
 if TYPE_CHECKING:
+    from .client import Client
     from .wire import TagsArg
 
 logger = logging.getLogger("statsd_metrics")
 
-Target = "Client | Callable[[], Client]"
+Target: TypeAlias = "Client | Callable[[], Client]"
 Enter = Callable[[], Any]
 Leave = Callable[[Any, BaseException | None], None]
 
@@ -151,7 +152,7 @@ def build(kind: type[_Instrument], target: Target, stat: object, *options: Any) 
     that function wrapped by an instrument with the default name."""
     if callable(stat):
         return kind(target, None, *options)(stat)
-    return kind(target, stat, *options)
+    return kind(target, stat, *options)  # type: ignore[arg-type]  # a bad name is counted
 
 
 class _Instrument:
@@ -218,14 +219,14 @@ class Timer(_Instrument):
 
             def leave(start: float, exc: BaseException | None) -> None:
                 self.ms = ms = (clock() - start) * 1000.0
-                target().timing(name, ms, rate, tags)
+                target().timing(name, ms, rate, tags)  # type: ignore[arg-type]
 
         else:
             timing = target.timing
 
             def leave(start: float, exc: BaseException | None) -> None:
                 self.ms = ms = (clock() - start) * 1000.0
-                timing(name, ms, rate, tags)
+                timing(name, ms, rate, tags)  # type: ignore[arg-type]
 
         return clock, leave
 

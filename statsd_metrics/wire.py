@@ -134,7 +134,7 @@ def format_number(value: object) -> str:
         if isinstance(value, Integral):
             return str(int(value))
         value = float(value)
-    if not math.isfinite(value):
+    if not math.isfinite(value):  # type: ignore[arg-type]  # a float by now
         raise Rejected("bad_value", "a number that is not finite")
     return repr(value)
 
@@ -142,9 +142,9 @@ def format_number(value: object) -> str:
 def format_ms(value: object) -> str:
     """A timing in milliseconds (microsecond resolution); `timedelta` is converted."""
     kind = type(value)
-    if kind is float and 0.0 <= value < math.inf:  # the common case (Client.timing inlines it)
+    if kind is float and 0.0 <= value < math.inf:  # type: ignore[operator]  # Client.timing inlines it
         return f"{value:.3f}"
-    if kind is int and value >= 0:
+    if kind is int and value >= 0:  # type: ignore[operator]
         return str(value)
     if isinstance(value, timedelta):
         value = value.total_seconds() * 1000.0
@@ -166,9 +166,9 @@ def format_histogram(value: object) -> str:
 def format_rate(rate: object) -> str:
     """`|@rate` for 0 < rate < 1; nothing for a rate of 1 or more, which is sent unsampled
     (as the `statsd` package does)."""
-    if isinstance(rate, bool) or not isinstance(rate, Real) or not rate > 0:
+    if isinstance(rate, bool) or not isinstance(rate, Real) or not float(rate) > 0:
         raise Rejected("bad_rate", f"a sample rate must be a number > 0, not {describe(rate)}")
-    if rate >= 1:
+    if float(rate) >= 1:
         return ""
     return f"|@{float(rate)!r}"
 
