@@ -271,3 +271,16 @@ def test_a_sampled_negative_gauge_pair_carries_no_rate(udp, sink):
     client.gauge("g", -1, rate=0.5)
     client.gauge("h", 1, rate=0.5)
     assert sink.pending() == [b"g:0|g\ng:-1|g", b"h:1|g|@0.5"]
+
+
+def test_markus_timer_and_timer_decorator_take_tags_second(udp, sink, tick):
+    client = udp(buffered=False)
+    with client.timer("block", ["k:v"]):
+        tick(0.001)
+
+    @client.timer_decorator("call", ["k:w"])
+    def call() -> None:
+        tick(0.002)
+
+    call()
+    assert sink.pending() == [b"block:1.000|ms|#k:v", b"call:2.000|ms|#k:w"]

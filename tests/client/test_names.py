@@ -153,6 +153,9 @@ def test_names_the_statsd_package_cannot_send_are_stored_as_the_reference_would(
         ("a:b|c@d#e", "stats_counts.app.abcde"),
         ("line\nbreak", "stats_counts.app.line_break"),
         ("k;tag=v", "stats_counts.app.k;tag=v"),
+        ("api users\n list", "stats_counts.app.api_users_list"),
+        ("api/users", "stats_counts.app.api-users"),
+        ("a\x00b", "stats_counts.app.ab"),
     ],
 )
 def test_examples_from_the_naming_table(senders, name, path):
