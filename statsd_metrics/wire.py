@@ -7,7 +7,7 @@ text, the result is exactly one line that the reference daemon parses as exactly
 - Names keep what the reference daemon keeps, so a migrating application's series stay where
   they are: only what would break the line or cannot travel in ASCII is changed here, and
   changed the way the reference's key rules would store it (whitespace runs become `_`; `:`,
-  `|`, `@`, `#`, control characters and non-ASCII characters are deleted). Everything else
+  `|`, `@`, `#`, `,`, control characters and non-ASCII characters are deleted). Everything else
   (`api.users(get)`, `x..y`) is sent as given and the aggregator applies the rest of the rules.
   The rules, for the client and the aggregator, are in one table: docs/naming.md.
 - Tag keys and values keep `[A-Za-z0-9_.-]`: accents are folded (`café` -> `cafe`), `/`
@@ -51,8 +51,9 @@ _DISALLOWED = re.compile(r"[^A-Za-z0-9_.\-]+")
 _JS_WHITESPACE = re.compile(
     "[\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]+"
 )
-# What would break the line (`:` `|` `@` `#`, control characters) or cannot be sent in ASCII.
-_UNSENDABLE = re.compile(r"[:|@#\x00-\x1f\x7f]|[^\x00-\x7f]")
+# What would break the line (`:` `|` `@` `#`, control characters; `,` which starts
+# Telegraf-style tags for aggregators that read them) or cannot be sent in ASCII.
+_UNSENDABLE = re.compile(r"[:|@#,\x00-\x1f\x7f]|[^\x00-\x7f]")
 # A name must keep at least one character that the reference's key rules keep.
 _KEPT = re.compile(r"[A-Za-z0-9_.\-/;=]")
 
@@ -75,7 +76,7 @@ def describe(value: object) -> str:
 
 def sanitize_name(name: object) -> str:
     """A metric name made safe for the line, changed only where the reference would change it
-    anyway (whitespace runs -> `_`, then `:|@#`, control and non-ASCII characters deleted)."""
+    anyway (whitespace runs -> `_`, then `:|@#,`, control and non-ASCII characters deleted)."""
     if not isinstance(name, str):
         raise Rejected("bad_name", f"names are str, not {type(name).__name__}")
     clean = _UNSENDABLE.sub("", _JS_WHITESPACE.sub("_", name))

@@ -151,6 +151,7 @@ def test_names_the_statsd_package_cannot_send_are_stored_as_the_reference_would(
         ("api/users list", "stats_counts.app.api-users_list"),
         ("café", "stats_counts.app.caf"),
         ("a:b|c@d#e", "stats_counts.app.abcde"),
+        ("requests,route=home", "stats_counts.app.requestsroute=home"),
         ("line\nbreak", "stats_counts.app.line_break"),
         ("k;tag=v", "stats_counts.app.k;tag=v"),
         ("api users\n list", "stats_counts.app.api_users_list"),

@@ -28,7 +28,7 @@ from statsd_metrics.wire import (
 
 ALLOWED = re.compile(r"^[A-Za-z0-9_.\-]+$")
 # What a sent name may hold: nothing that splits the line, ASCII only, no control character.
-SENDABLE = re.compile(r"^[^:|@#\x00-\x1f\x7f]+$", re.ASCII)
+SENDABLE = re.compile(r"^[^:|@#,\x00-\x1f\x7f]+$", re.ASCII)
 JS_WHITESPACE = "\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 
 
@@ -65,6 +65,7 @@ def reference_parse(line: str) -> tuple[str, list[list[str]], list[str]]:
         ("用户.登录", "."),
         ("tab;k=v", "tab;k=v"),
         ("nul\x00\x1c", "nul"),
+        ("requests,route=home", "requestsroute=home"),  # not Telegraf-style tags
     ],
 )
 def test_sanitize_name_examples(raw, clean):
