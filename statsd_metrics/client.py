@@ -65,6 +65,8 @@ CACHE_LIMIT = 10_000
 # How many times per flush interval the flusher looks for full payloads while lines arrive.
 ROUNDS = 5
 _INF = float("inf")
+# Tags where `statsd` has the sample rate: DogStatsD's and markus's argument order.
+_TAG_SHAPES = (list, tuple, dict)
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
@@ -444,7 +446,7 @@ class Client:
         if rate == 1 and tags is None:
             tail = self._plain[kind]
         else:
-            if tags is None and isinstance(rate, list | tuple | dict):
+            if tags is None and isinstance(rate, _TAG_SHAPES):
                 rate, tags = 1, rate  # tags in the rate's place: DogStatsD's and markus's order
             tail = f"|{kind}"
             if rate != 1:
