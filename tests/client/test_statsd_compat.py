@@ -250,3 +250,27 @@ def test_a_unix_datagram_socket_still_works(unix_path):
     finally:
         ours.close()
         receiver.close()
+
+
+def test_a_unix_stream_closed_by_the_aggregator_is_reconnected_before_writing(unix_path):
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(unix_path)
+    server.listen()
+    server.settimeout(2.0)
+    ours = statsd_metrics.Client(socket_path=unix_path, buffered=False)
+    try:
+        ours.incr("first")
+        first, _ = server.accept()
+        with first:
+            first.settimeout(2.0)
+            assert first.recv(100) == b"first:1|c\n"
+        # the aggregator restarted: the next write goes to a new connection, not the dead one
+        ours.incr("second")
+        second, _ = server.accept()
+        with second:
+            second.settimeout(2.0)
+            assert second.recv(100) == b"second:1|c\n"
+        assert ours.stats()["dropped"] == {}
+    finally:
+        ours.close()
+        server.close()
