@@ -25,7 +25,7 @@ import random as _random
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import registry
 from .buffer import Buffer, pack
@@ -56,6 +56,9 @@ from .wire import (
     sanitize_name,
 )
 from .worker import Worker
+
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
 
 logger = logging.getLogger("statsd_metrics")
 
@@ -334,6 +337,8 @@ class Client:
     def pipeline(self) -> Pipeline:
         """A `Pipeline`: metrics collected and sent together by its `send()` (or at the end of
         its `with` block), as the `statsd` package's pipeline does."""
+        from .pipeline import Pipeline  # noqa: PLC0415  (a Client subclass: a cycle at import)
+
         return Pipeline(self)
 
     # -- DogStatsD's names (datadog's `DogStatsd`, markus): see docs/migration.md -------------
@@ -362,27 +367,6 @@ class Client:
     distribution = histogram
 
     # -- control ------------------------------------------------------------------------
-
-    def _write_lines(self, lines: list[str]) -> None:
-        """A pipeline's lines, sent together: packed into as few payloads as possible, each
-        queued (buffered) or sent (unbuffered) whole."""
-        try:
-            write = self._write
-            if write == self._send_now or (self._buffer is not None and write == self._buffer.add):
-                for payload, count in pack(lines, self._max_size):
-                    if write == self._send_now:
-                        self._transport.send(payload, count)  # type: ignore[union-attr]
-                    else:
-                        write(payload.decode("ascii"))
-                self._stats.report()
-            else:  # the recorder, or a client that drops everything
-                for line in lines:
-                    write(line)
-        except Rejected as exc:
-            self._stats.dropped(exc.reason, len(lines), str(exc))
-            self._stats.report()
-        except Exception as exc:
-            self._reject(exc)
 
     def flush(self) -> None:
         """Send every buffered line now, on the calling thread."""
@@ -498,6 +482,27 @@ class Client:
         if self._stats.unreported:
             self._stats.report()
 
+    def _write_lines(self, lines: list[str]) -> None:
+        """A pipeline's lines, sent together: packed into as few payloads as possible, each
+        queued (buffered) or sent (unbuffered) whole."""
+        try:
+            write = self._write
+            if write == self._send_now or (self._buffer is not None and write == self._buffer.add):
+                for payload, count in pack(lines, self._max_size):
+                    if write == self._send_now:
+                        self._transport.send(payload, count)  # type: ignore[union-attr]
+                    else:
+                        write(payload.decode("ascii"))
+                self._stats.report()
+            else:  # the recorder, or a client that drops everything
+                for line in lines:
+                    write(line)
+        except Rejected as exc:
+            self._stats.dropped(exc.reason, len(lines), str(exc))
+            self._stats.report()
+        except Exception as exc:
+            self._reject(exc)
+
     def _drop_closed(self, line: str) -> None:
         raise Rejected("closed", "the client is closed")
 
@@ -555,6 +560,3 @@ class Client:
             self._transport.after_fork()
         if self._worker is not None and not self._closed:
             self._worker.after_fork()
-
-
-from .pipeline import Pipeline  # noqa: E402  (a Client subclass: imported once Client exists)
