@@ -111,7 +111,9 @@ def _breaks_the_statsd_line(name: str) -> bool:
     return ":" in name or "\n" in name or "|#" in name
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(name=st.text(st.characters(max_codepoint=127), max_size=40))
 def test_any_name_the_statsd_package_sends_is_stored_under_the_same_path(senders, name):
     before = senders.ours.stats()["dropped_total"]
@@ -129,7 +131,9 @@ def test_any_name_the_statsd_package_sends_is_stored_under_the_same_path(senders
     assert aggregator_counter_paths(ours) == {whole_name_path(name)}
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(name=st.text(max_size=30))
 def test_names_the_statsd_package_cannot_send_are_stored_as_the_reference_would(senders, name):
     """Non-ASCII names (the package raises UnicodeEncodeError): what the reference would
