@@ -117,3 +117,13 @@ def test_pseudonyms_reach_neither_graphite_nor_the_spool_nor_the_log(start_daemo
         assert not leaks
     finally:
         carbon.close()
+
+
+def test_the_benchmark_runs_and_counts_every_member():
+    out = subprocess.run(
+        [sys.executable, "benchmarks/daily_users.py", "--members", "20000", "--per-flush",
+         "2000", "--repeat", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    assert "counted 20,000" in out
+    assert "B/member" in out
