@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -127,3 +129,68 @@ def test_the_benchmark_runs_and_counts_every_member():
     ).stdout  # fmt: skip
     assert "counted 20,000" in out
     assert "B/member" in out
+
+
+def test_four_gunicorn_workers_of_the_example_app_count_one_daily_user(start_daemon, tmp_path):
+    """The example app under gunicorn, four sync workers, one manager browsing: every worker
+    serves them, each worker's client sends their pseudonym, the day counts one user."""
+    requests = pytest.importorskip("requests")
+    pytest.importorskip("gunicorn")
+    d = start_daemon({"receivers": 2}, flush=0.2)
+    app_config = {
+        "SECRET_KEY": "f" * 64,  # the session cookie must hold in every worker
+        "STATSD_METRICS_USER_HASH_SECRET": SECRET,
+        "STATSD_HOST": "127.0.0.1",
+        "STATSD_PORT": d.port,
+        "DEMO_USERS": 2,
+        "RATE_LIMITS": {"login": (100, 60.0), "sync": (100, 1.0)},
+    }
+    port, access = free_port(), tmp_path / "access.log"
+    with (tmp_path / "gunicorn.log").open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", f"examples.teamapp.app:create_app({app_config!r})",
+             "--bind", f"127.0.0.1:{port}", "--workers", "4", "--no-control-socket",
+             "--access-logfile", str(access), "--access-logformat", "%(p)s %(s)s %(U)s",
+             "--chdir", str(ROOT)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            assert server.poll() is None, (tmp_path / "gunicorn.log").read_text()
+            try:
+                return requests.get(f"{base}/health", timeout=5).ok
+            except requests.ConnectionError:
+                return False
+
+        wait_until(up, timeout=60, what="gunicorn")
+        browser = requests.Session()
+        login = {"username": "manager1", "password": "pass-1"}
+        assert browser.post(f"{base}/login", data=login, timeout=10).url.endswith("/squad")
+
+        def served_by() -> set[str]:
+            lines = access.read_text().splitlines()
+            return {pid for pid, status, path in (x.split(" ") for x in lines)
+                    if path == "/squad" and status == "200"}  # fmt: skip
+
+        deadline = time.monotonic() + 30
+        for _ in range(100):  # a handful of parallel pages at a time until all four served
+            with ThreadPoolExecutor(4) as pool:
+                pages = list(pool.map(lambda _: browser.get(f"{base}/squad", timeout=10), "abcd"))
+            assert all(p.ok for p in pages)
+            if len(served_by()) == 4 or time.monotonic() > deadline:
+                break
+        assert len(served_by()) == 4
+        flush = d.sink.wait_flush(lambda f: f.get(DAILY) == "1")
+        for _ in range(10):  # a few more flushes: the workers' clients send every 0.25 s
+            d.sink.next_flush()
+        daily = [v for f in d.sink.flushes() for p, v, _ in f if p == DAILY]
+        assert max(int(v) for v in daily) == 1
+        assert flush[DAILY] == "1"
+        summed = sum(float(v) for f in d.sink.flushes() for p, v, _ in f if p == COUNTER)
+        print(f"\nfour gunicorn workers, one manager: per-process counter summed {summed:g}, "
+              f"daily_count {daily[-1]}")  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(30)
