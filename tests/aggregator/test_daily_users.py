@@ -70,9 +70,11 @@ def test_one_user_served_by_four_processes_is_one_daily_user(start_daemon, sink)
     # a later day's worth of visits by the same users adds nobody
     again = d.sink.next_flush()
     run_workers(d.port, [["manager-7"], ["own-0"], ["manager-7", "own-3"]])
-    sink.wait_flush(lambda f: f.get("stats.sets.teamapp.users.active.count") == "3", again)
-    last = sink.wait_flush(lambda f: f.get(DAILY) == "5", sink.next_flush())
-    assert last[DAILY] == "5"
+    sink.next_flush()
+    sink.next_flush()  # the workers have sent and exited: two flushes hold what they sent
+    later = [{p: v for p, v, _ in f} for f in sink.flushes()[again:]]
+    assert sum(int(f.get("stats.sets.teamapp.users.active.count", 0)) for f in later) >= 3
+    assert later[-1][DAILY] == "5"
     assert max(int(v) for f in sink.flushes() for p, v, _ in f if p == DAILY) == 5
     # what the per-process counter said (it sums one first visit per process and user)
     summed = sum(float(v) for f in sink.flushes() for p, v, _ in f if p == COUNTER)
@@ -161,13 +163,13 @@ def test_four_gunicorn_workers_of_the_example_app_count_one_daily_user(start_dae
             assert server.poll() is None, (tmp_path / "gunicorn.log").read_text()
             try:
                 return requests.get(f"{base}/health", timeout=5).ok
-            except requests.ConnectionError:
+            except requests.RequestException:  # refused, or a worker still booting
                 return False
 
         wait_until(up, timeout=60, what="gunicorn")
         browser = requests.Session()
         login = {"username": "manager1", "password": "pass-1"}
-        assert browser.post(f"{base}/login", data=login, timeout=10).url.endswith("/squad")
+        assert browser.post(f"{base}/login", data=login, timeout=30).url.endswith("/squad")
 
         def served_by() -> set[str]:
             lines = access.read_text().splitlines()
@@ -177,7 +179,7 @@ def test_four_gunicorn_workers_of_the_example_app_count_one_daily_user(start_dae
         deadline = time.monotonic() + 30
         for _ in range(100):  # a handful of parallel pages at a time until all four served
             with ThreadPoolExecutor(4) as pool:
-                pages = list(pool.map(lambda _: browser.get(f"{base}/squad", timeout=10), "abcd"))
+                pages = list(pool.map(lambda _: browser.get(f"{base}/squad", timeout=30), "abcd"))
             assert all(p.ok for p in pages)
             if len(served_by()) == 4 or time.monotonic() > deadline:
                 break
