@@ -7,11 +7,12 @@ interval with a longer window, so for the sets named by `daily_sets` the flusher
 member seen since 00:00 UTC and writes the running count at each flush.
 
 Why built-in hashes, not the members: the state holds each member's `hash()`, SipHash keyed by
-a random per-process key chosen at start, so it holds no pseudonym (a pseudonym must never
-reach disk or Graphite; a memory dump of the state does not hold one either), and a 64-bit
-int plus its set slot is about 70 bytes where the 16-character pseudonym would be 105
-(benchmarks/daily_users.py). The count is exact up to hash collisions: among n members the
-expected number of colliding pairs is n^2 / 2^65, 3e-8 for a million members.
+a random per-process key chosen at start (unless PYTHONHASHSEED fixes it), so it holds no
+pseudonym (a pseudonym must never reach disk or Graphite; a memory dump of the state does not
+hold one either), and a 64-bit int plus its set slot is about 70 bytes where the 16-character
+pseudonym would be 105 (benchmarks/daily_users.py). The count is exact up to hash collisions:
+among n members the expected number of colliding pairs is n^2 / 2^65, 3e-8 for a million
+members.
 
 Why a cap, not a sketch: with a cap the count is exact wherever the cap is not reached, the
 memory is bounded (cap x ~70 bytes, whoever sends random members), and no dependency is needed;
@@ -77,7 +78,7 @@ class DailySets:
         before = len(day_set)
         hashes = map(hash, members)
         room = cap - self.total
-        if isinstance(members, set | frozenset | dict) and len(members) <= room:
+        if isinstance(members, set | frozenset) and len(members) <= room:
             day_set.update(hashes)  # cannot pass the cap: the usual case, all in C
             refused = 0
         else:
