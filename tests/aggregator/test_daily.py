@@ -10,6 +10,8 @@ import time
 
 import pytest
 from freezegun import freeze_time
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aggregator.config import Config, ConfigError, from_mapping, load
 from aggregator.daily import DAY, DailySets, matcher
@@ -275,3 +277,37 @@ def test_bad_daily_values_name_the_key(values, message):
     with pytest.raises(ConfigError) as info:
         from_mapping(values)
     assert message in str(info.value)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2),  # day
+            st.sampled_from(["a", "b;env=x"]),
+            st.lists(st.text("0123456789abcdef", min_size=1, max_size=3), max_size=8),
+        ),
+        max_size=30,
+    ),
+    st.integers(1, 20),
+)
+def test_the_state_agrees_with_a_plain_set_of_the_days_members(flushes, cap):
+    """Model: the day's distinct members per key, newcomers taken in turn up to the cap."""
+    daily, model, refused = DailySets(), {}, 0
+    for day, key, batch in sorted(flushes, key=lambda f: f[0]):
+        if daily.roll(day * DAY + 5):
+            model = {}
+        members = set(batch)
+        got = daily.add(key, members, cap)
+        want = 0
+        for member in members:  # the order the state meets them in
+            if member in model.setdefault(key, set()):
+                continue
+            if sum(map(len, model.values())) < cap:
+                model[key].add(member)
+            else:
+                want += 1
+        assert got == want
+        refused += want
+        assert {k: daily.count(k) for k in model} == {k: len(v) for k, v in model.items()}
+        assert daily.total == sum(map(len, model.values())) <= cap
+    assert daily.dropped == refused
