@@ -84,8 +84,9 @@ class Flush:
     def count_daily(self, store: Store, ts: int) -> dict[str, int]:
         """Add this interval's members of the daily sets to the day; {key: today's count}."""
         daily, cap, is_daily = store.daily, self.config.daily_max_members, self.is_daily
-        if daily.roll(ts):
-            log.info("daily sets: a new UTC day (ts %d); yesterday's members forgotten", ts)
+        held = daily.total
+        if daily.roll(ts) and held:
+            log.info("daily sets: a new UTC day (ts %d); %d members forgotten", ts, held)
         daily.keep_only(is_daily)
         refused = 0
         for key, members in store.sets.items():
