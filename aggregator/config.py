@@ -41,6 +41,9 @@ class Config:
     max_datagram_size: int = 65535
     max_line_length: int = 8192
     max_metric_names: int = 500_000
+    # daily distinct members of chosen sets (aggregator/daily.py)
+    daily_sets: tuple[str, ...] = ("*users.active",)  # glob patterns on set names; () = off
+    daily_max_members: int = 1_000_000  # members held for today, over every daily set
     # output
     graphite_host: str = "127.0.0.1"  # "" = compute but send nothing (reference: unset host)
     graphite_port: int = 2003
@@ -166,7 +169,7 @@ def _check_value(key: str, value: Any) -> Any:
     if key == "tcp_port" and not 0 <= value < 65536:
         raise _fail(key, f"port {value} must be between 1 and 65535 (0 = off)")
     if key in ("receive_buffer", "max_datagram_size", "max_line_length", "max_metric_names",
-               "spool_max_bytes", "receivers") and value < 1:  # fmt: skip
+               "daily_max_members", "spool_max_bytes", "receivers") and value < 1:  # fmt: skip
         raise _fail(key, f"must be at least 1, got {value}")
     if key in ("flush_interval", "graphite_timeout", "spool_max_age") and value <= 0:
         raise _fail(key, f"must be greater than 0, got {value}")
@@ -189,6 +192,10 @@ def _check_value(key: str, value: Any) -> Any:
         if not isinstance(value, list | tuple) or not all(isinstance(m, str) for m in value):
             raise _fail(key, "expected a list of field names")
         return tuple(value)
+    if key == "daily_sets":
+        if not isinstance(value, list | tuple) or not all(isinstance(p, str) and p for p in value):
+            raise _fail(key, 'expected a list of glob patterns of set names: ["*users.active"]')
+        return tuple(value)
     return value
 
 
@@ -202,7 +209,7 @@ def from_mapping(values: dict[str, Any], base: Config | None = None) -> Config:
     defaults = Config()
     for key, raw in values.items():
         value = raw
-        if key not in ("percent_thresholds", "histogram", "calculated_timer_metrics"):
+        if key not in ("percent_thresholds", "histogram", "calculated_timer_metrics", "daily_sets"):
             value = _check_type(key, raw, getattr(defaults, key))
         checked[key] = _check_value(key, value)
     config = replace(base, **checked)

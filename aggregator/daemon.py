@@ -325,6 +325,8 @@ class Daemon:
             f"spool.dropped_flushes: {self.spool.dropped_payloads}",
             f"spool.dropped_lines: {self.spool.dropped_lines}",
             f"receivers.alive: {self._alive()}",
+            f"daily.members: {self.store.daily.total}",
+            f"daily.dropped_members: {self.store.daily.dropped}",
         ]
         return lines
 

@@ -8,6 +8,10 @@ overflow (`1e308|c` twice, a sample rate of `@1e-300`, the squares of a timer of
 Whisper would store an infinity that graphite-render then writes into its JSON as `Infinity`,
 which no JSON parser takes: every Grafana panel showing the series would fail. Such values are
 counted in the store's rejects as `non_finite_value` and logged.
+
+Sets named by `daily_sets` also get `daily_count`, the distinct members of the UTC day so far
+(aggregator/daily.py): the members of each interval are added to the day's state before the
+lines are written, and the day of a flush is the UTC day of its timestamp.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 from itertools import islice
 
 from .config import Config
+from .daily import matcher
 from .jsnumber import js_str
 from .naming import Namer
 from .state import Store
@@ -28,6 +33,7 @@ from .stats import histogram_bins, keep_fields, timer_fields
 log = logging.getLogger("aggregator.flush")
 
 INTERNAL_COUNTERS = ("bad_lines_seen", "packets_received", "metrics_received")
+DAILY_DROPPED = "daily_sets.dropped_members"  # counter under prefix_stats, from the first drop
 
 
 CHUNK_LINES = 20_000  # lines per payload chunk: bounds the transient strings of a big flush
@@ -49,6 +55,7 @@ class Flush:
         self.interval_s = config.flush_interval
         self.previous_ts = 0
         self.lag_key = f"{config.prefix_stats}.timestamp_lag"
+        self.is_daily = matcher(config.daily_sets)
 
     def init_store(self, store: Store) -> None:
         """The internal counters exist from the start, as 0, ahead of everything else."""
@@ -60,7 +67,8 @@ class Flush:
             store.gauges[self.lag_key] = ts - self.previous_ts - self.interval_s
         self.previous_ts = ts
         non_finite = store.rejects["non_finite_value"]
-        lines = self._lines(store, f" {ts}\n")
+        daily = self.count_daily(store, ts)
+        lines = self._lines(store, f" {ts}\n", daily)
         chunks, count = [], 0
         while block := list(islice(lines, CHUNK_LINES)):
             count += len(block)
@@ -73,7 +81,31 @@ class Flush:
         self.clear(store)
         return FlushResult(chunks, count, ts)
 
-    def _lines(self, store: Store, suffix: str) -> Iterator[str]:
+    def count_daily(self, store: Store, ts: int) -> dict[str, int]:
+        """Add this interval's members of the daily sets to the day; {key: today's count}."""
+        daily, cap, is_daily = store.daily, self.config.daily_max_members, self.is_daily
+        held = daily.total
+        if daily.roll(ts) and held:
+            log.info("daily sets: a new UTC day (ts %d); %d members forgotten", ts, held)
+        daily.keep_only(is_daily)
+        refused = 0
+        for key, members in store.sets.items():
+            if is_daily(key):
+                refused += daily.add(key, members, cap)
+        if refused:
+            key = f"{self.config.prefix_stats}.{DAILY_DROPPED}"
+            store.counters[key] = store.counters.get(key, 0) + refused
+            if daily.capped_day != daily.day:
+                daily.capped_day = daily.day
+                log.warning(
+                    "daily sets hold daily_max_members (%d) members: newcomers are not counted "
+                    "until 00:00 UTC (counter %s)", cap, key,
+                )  # fmt: skip
+        keys = [k for k in store.sets if is_daily(k)]
+        keys += [k for k in daily.members if k not in store.sets]
+        return {key: daily.count(key) for key in keys}
+
+    def _lines(self, store: Store, suffix: str, daily: dict[str, int]) -> Iterator[str]:
         """Every line of a flush, in the reference's order (`suffix`: the timestamp, newline)."""
         config, namer, interval = self.config, self.namer, self.interval_s
         started = time.perf_counter()
@@ -111,6 +143,8 @@ class Flush:
                 yield f"{namer.gauge_path(key)} {js_str(value)}{suffix}"
         for key, members in store.sets.items():
             yield f"{namer.set_path(key)} {len(members)}{suffix}"
+        for key, count in daily.items():
+            yield f"{namer.set_path(key, 'daily_count')} {count}{suffix}"
         num_stats = len(store.counters) + len(store.timers) + len(store.gauges) + len(store.sets)
         yield f"{namer.num_stats} {num_stats}{suffix}"
         calculation_ms = int((time.perf_counter() - started) * 1000)

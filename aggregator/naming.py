@@ -49,7 +49,7 @@ class Namer:
             self.counter_count = ("stats_counts.", s)
             self.timer = "stats.timers."
             self.gauge = ("stats.gauges.", s)
-            self.set = ("stats.sets.", f".count{s}")
+            self.set = ("stats.sets.", s)
             self.num_stats = f"{ps}.numStats{s}"
             stats_ns = f"stats.{ps}"
         else:
@@ -62,7 +62,7 @@ class Namer:
             self.counter_count = (ns(config.prefix_counter), f".count{s}")
             self.timer = ns(config.prefix_timer)
             self.gauge = (ns(config.prefix_gauge), s)
-            self.set = (ns(config.prefix_set), f".count{s}")
+            self.set = (ns(config.prefix_set), s)
             stats_ns = ".".join([*g, ps])
             self.num_stats = f"{stats_ns}.numStats{s}"
         self.calculation_time = f"{stats_ns}.graphiteStats.calculationtime{s}"
@@ -96,9 +96,10 @@ class Namer:
         name, tags = self.split(key)
         return f"{self.gauge[0]}{name}{self.gauge[1]}{tags}"
 
-    def set_path(self, key: str) -> str:
+    def set_path(self, key: str, field: str = "count") -> str:
+        """A set's series: `count` per interval, or `daily_count` for the UTC day so far."""
         name, tags = self.split(key)
-        return f"{self.set[0]}{name}{self.set[1]}{tags}"
+        return f"{self.set[0]}{name}.{field}{self.set[1]}{tags}"
 
     def graphite_stat(self, stat: str) -> str:
         return f"{self.graphite_stats}{stat}{self.suffix}"

@@ -15,6 +15,8 @@ from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 
+from .daily import DailySets
+
 
 @dataclass(slots=True)
 class Gauge:
@@ -102,6 +104,7 @@ class Store:
     bad_lines_seen: int = 0  # since start, for the mgmt `stats` command
     rejects: Counter[str] = field(default_factory=Counter)
     last_msg_seen: float = 0.0
+    daily: DailySets = field(default_factory=DailySets)  # outlives flushes and config reloads
 
     def names(self) -> int:
         return len(self.counters) + len(self.timers) + len(self.gauges) + len(self.sets)

@@ -124,6 +124,10 @@ ROLLUPS = {
     "stats.gauges.disk.upper": "last",  # a gauge whose name ends like a timer field
     "stats.gauges.queue.count": "last",
     "stats.sets.users.count": "sum",
+    "stats.sets.users.daily_count": "max",  # the running count of the UTC day
+    "stats.sets.users.daily_count;env=prod": "max",
+    "stats.sets.users.env.prod.daily_count": "max",
+    "stats.sets.daily_count.count": "sum",  # a set called "daily_count"
     "statsd.numStats": "average",
     "stats.statsd.bad_lines_seen": "average",
     "stats_counts.statsd.bad_lines_seen": "sum",
