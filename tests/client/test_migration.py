@@ -246,7 +246,8 @@ def test_default_names_do_not_depend_on_how_the_process_started(tmp_path, how):
     command = [sys.executable, str(package / "app.py")]
     if how == "module":
         command = [sys.executable, "-m", "shop.app"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ["PYTHONPATH"]])}
+    inherited = [os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *inherited])}
     result = subprocess.run(
         command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30, check=True
     )
