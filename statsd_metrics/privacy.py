@@ -3,15 +3,22 @@
 Counting distinct active users needs *some* value per user on the wire (a StatsD set member).
 That value is `HMAC-SHA256(period_key, user_id)`, cut to 64 bits, where `period_key` is itself
 derived by HMAC from a secret in the application's configuration and the number of the current
-rotation period (a UTC day by default). So:
+rotation period: one UTC day by default, a few whole UTC days at most. So:
 
 * without the secret, a pseudonym cannot be traced back to a user, not even by trying every user
-  id (that is why the hash is keyed: ids are small, enumerable numbers);
-* pseudonyms change at every period boundary, so two days of traffic cannot be linked to the same
-  person; rotation needs no coordination, because every process derives the same key for the
-  same period from the same secret;
-* the aggregator keeps set members only for one flush interval and writes only their count to
-  Graphite: no pseudonym is ever stored.
+  id (that is why the hash is keyed: ids are small, enumerable numbers). Any user knows one
+  (id, pseudonym) pair, their own, so the secret must resist guessing from it: a short or
+  word-like secret is refused (`secret_weakness`);
+* pseudonyms change at every period boundary, and a period is whole UTC days, so the
+  aggregator's daily count sees each user once a day; rotation needs no coordination, because
+  every process derives the same key for the same period from the same secret;
+* a process keeps only the current period's key besides the secret. Forward secrecy (a secret
+  stolen today does not re-identify last week's captured traffic) cannot come from the library
+  alone: a process that starts at any time must derive today's key from what it is given, so
+  whoever holds that holds every key it can derive. It comes from replacing the secret
+  regularly and destroying the old one: docs/metrics.md, "Threat model";
+* set members leave the process apart from every other metric (`Client.set_apart`), and the
+  aggregator keeps them in memory only, writing counts: no pseudonym is ever stored.
 
 Opting out is honoured by the callers (`business.BusinessMetrics.user_active`): an opted-out
 user is not hashed and nothing is sent.
@@ -22,17 +29,26 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 SECRET_KEY = "STATSD_METRICS_USER_HASH_SECRET"
-ROTATION_KEY = "STATSD_METRICS_USER_HASH_ROTATION"
+ROTATION_DAYS_KEY = "STATSD_METRICS_USER_HASH_ROTATION_DAYS"
+ROTATION_KEY = "STATSD_METRICS_USER_HASH_ROTATION"  # seconds: accepted for whole days only
+ALLOW_WEAK_KEY = "STATSD_METRICS_USER_HASH_ALLOW_WEAK_SECRET"
 DAY = 86_400.0
+MAX_ROTATION_DAYS = 3
+MIN_SECRET_BYTES = 32
+MIN_SECRET_BITS = 128
+HOW_TO_MAKE_ONE = 'make one with: python -c "import secrets; print(secrets.token_hex(32))"'
 _CONTEXT = b"statsd-metrics/user-pseudonym/v1/"
+_SEPARATORS = b" \t-_.,;:'"
 
 
 def wall_clock() -> float:
@@ -40,26 +56,69 @@ def wall_clock() -> float:
     return time.time()
 
 
+def secret_weakness(secret: bytes) -> str | None:
+    """Why `secret` is too weak to key pseudonyms, or None.
+
+    A user who knows their own id and pseudonym can test guesses of the secret offline, as
+    fast as HMAC runs: so at least 32 bytes, about 128 bits by the frequency of its characters
+    (which catches repetitions and small alphabets), and not words alone. A rough filter: it
+    cannot tell a well-known sentence with digits in it from a random string; generate it."""
+    if len(secret) < MIN_SECRET_BYTES:
+        return f"it is {len(secret)} bytes long, fewer than {MIN_SECRET_BYTES}"
+    counts = Counter(secret).values()
+    bits = -sum(n * math.log2(n / len(secret)) for n in counts)
+    if bits < MIN_SECRET_BITS:
+        return f"its characters carry about {int(bits)} bits, fewer than {MIN_SECRET_BITS}"
+    words = secret.translate(None, _SEPARATORS)
+    if words.isalpha():
+        return "it is made of letters only, like words or a phrase"
+    return None
+
+
+def rotation_days_from(value: object) -> int:
+    """A rotation period as a whole number of UTC days, 1 to `MAX_ROTATION_DAYS`."""
+    days = value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, str) and value.strip().isdigit():
+        days = int(value)
+    if days is None or not 1 <= days <= MAX_ROTATION_DAYS:
+        raise ValueError(
+            f"the pseudonym rotation must be a whole number of UTC days from 1 to "
+            f"{MAX_ROTATION_DAYS} ({ROTATION_DAYS_KEY}), not {value!r}: longer periods let one "
+            f"pseudonym follow a user for longer"
+        )
+    return days
+
+
 class UserHasher:
-    """Turns user ids into rotating, keyed pseudonyms (16 hex characters)."""
+    """Turns user ids into rotating, keyed pseudonyms (16 hex characters).
+
+    Raises ValueError for a weak secret (unless `allow_weak_secret`) and for a rotation that
+    is not 1 to `MAX_ROTATION_DAYS` whole days: both are configuration errors, found at start.
+    """
 
     def __init__(
         self,
         secret: str | bytes | None,
         *,
-        rotation: float = DAY,
+        rotation_days: int = 1,
         clock: Callable[[], float] | None = None,
+        allow_weak_secret: bool = False,
     ):
-        if rotation <= 0:
-            raise ValueError(f"rotation must be a positive number of seconds, not {rotation!r}")
+        self.rotation_days = rotation_days_from(rotation_days)
+        self.rotation = self.rotation_days * DAY
         self.ephemeral = not secret
         if not secret:
             # Still private, but each process then hashes differently: with several worker
             # processes one user counts once per process. Configure a shared secret.
             log.warning("%s is not configured: using a random per-process key", SECRET_KEY)
             secret = secrets.token_bytes(32)
-        self._secret = secret.encode() if isinstance(secret, str) else bytes(secret)
-        self.rotation = float(rotation)
+        key = secret.encode() if isinstance(secret, str) else bytes(secret)
+        weakness = secret_weakness(key)
+        if weakness is not None:
+            if not allow_weak_secret:
+                raise ValueError(f"{SECRET_KEY} is refused: {weakness}; {HOW_TO_MAKE_ONE}")
+            log.warning("%s is weak (%s), accepted as configured", SECRET_KEY, weakness)
+        self._secret = key
         self.clock = clock or wall_clock
         self._current: tuple[int, bytes] = (-1, b"")
 
@@ -67,10 +126,15 @@ class UserHasher:
     def from_config(
         cls, config: Mapping[str, Any], *, clock: Callable[[], float] | None = None
     ) -> UserHasher:
-        """Built from `STATSD_METRICS_USER_HASH_SECRET` and `..._ROTATION` (seconds)."""
-        return cls(
-            config.get(SECRET_KEY), rotation=float(config.get(ROTATION_KEY, DAY)), clock=clock
-        )
+        """Built from `STATSD_METRICS_USER_HASH_SECRET`, `..._ROTATION_DAYS` (or the older
+        `..._ROTATION`, in seconds, when it is whole days) and `..._ALLOW_WEAK_SECRET`."""
+        days: object = config.get(ROTATION_DAYS_KEY, 1)
+        if ROTATION_DAYS_KEY not in config and ROTATION_KEY in config:
+            seconds = float(config[ROTATION_KEY])
+            days = int(seconds // DAY) if seconds % DAY == 0 else f"{seconds:g} seconds"
+        weak = str(config.get(ALLOW_WEAK_KEY, "")).strip().lower() in ("1", "true", "yes", "on")
+        return cls(config.get(SECRET_KEY), rotation_days=days, clock=clock,  # type: ignore[arg-type]
+                   allow_weak_secret=weak)  # fmt: skip
 
     def period(self) -> int:
         """The number of the current rotation period, counted from the Unix epoch (UTC)."""
@@ -79,6 +143,7 @@ class UserHasher:
     def _key(self, period: int) -> bytes:
         current = self._current  # one read: another thread may swap it meanwhile
         if current[0] != period:
+            # Only the current period's key is kept: the previous one is forgotten here.
             key = hmac.new(self._secret, _CONTEXT + str(period).encode(), hashlib.sha256).digest()
             current = self._current = (period, key)
         return current[1]
