@@ -30,6 +30,7 @@ import hashlib
 import hmac
 import logging
 import math
+import re
 import secrets
 import time
 from collections import Counter
@@ -62,17 +63,24 @@ def secret_weakness(secret: bytes) -> str | None:
     A user who knows their own id and pseudonym can test guesses of the secret offline, as
     fast as HMAC runs: so at least 32 bytes, about 128 bits by the frequency of its characters
     (which catches repetitions and small alphabets), and not words alone. A rough filter: it
-    cannot tell a well-known sentence with digits in it from a random string; generate it."""
+    cannot tell a well-known sentence with a digit in it from a random string: generate it."""
     if len(secret) < MIN_SECRET_BYTES:
         return f"it is {len(secret)} bytes long, fewer than {MIN_SECRET_BYTES}"
     counts = Counter(secret).values()
     bits = -sum(n * math.log2(n / len(secret)) for n in counts)
     if bits < MIN_SECRET_BITS:
         return f"its characters carry about {int(bits)} bits, fewer than {MIN_SECRET_BITS}"
-    words = secret.translate(None, _SEPARATORS)
-    if words.isalpha():
-        return "it is made of letters only, like words or a phrase"
+    if _words_only(secret):
+        return "it is made of words only, like a phrase"
     return None
+
+
+def _words_only(secret: bytes) -> bool:
+    """Letters and separators only, each part cased as a word is (`horse`, `Horse`, `HORSE`):
+    a random token of letters mixes cases inside its parts."""
+    parts = re.split(b"[" + re.escape(_SEPARATORS) + b"]+", secret)
+    return all(part.isalpha() and (part.islower() or part.isupper() or part.istitle())
+               for part in parts if part)  # fmt: skip
 
 
 def rotation_days_from(value: object) -> int:
