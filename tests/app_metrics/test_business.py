@@ -56,3 +56,29 @@ def test_pseudonyms_leave_apart_from_the_requests_metrics(sink_client, sink):
     datagrams = sink.pending()
     assert len(datagrams) == 2
     assert {d.count(b"|s") for d in datagrams} == {0, 1}
+
+
+def _worker(port: int, secret: str) -> None:
+    from statsd_metrics import Client
+
+    with Client(prefix="app", port=port) as client:
+        business = BusinessMetrics(client, hasher=UserHasher(secret))
+        for _ in range(3):
+            business.user_active(42)
+
+
+def test_one_user_served_by_four_worker_processes_is_one_member(sink):
+    # Forked like gunicorn's workers: each its own client, all the same secret.
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_worker, args=(sink.port, SECRET)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(10)
+        assert worker.exitcode == 0
+    lines = [line for d in sink.pending() for line in d.decode().split("\n")]
+    assert len(lines) == 4  # one per process: each deduplicates its own
+    assert {line.split(":")[0] for line in lines} == {"app.users.active"}
+    assert len(set(lines)) == 1  # the aggregator's count, of the interval and of the day: 1
