@@ -12,11 +12,12 @@ rotation period: one UTC day by default, a few whole UTC days at most. So:
 * pseudonyms change at every period boundary, and a period is whole UTC days, so the
   aggregator's daily count sees each user once a day; rotation needs no coordination, because
   every process derives the same key for the same period from the same secret;
-* a process keeps only the current period's key besides the secret. Forward secrecy (a secret
-  stolen today does not re-identify last week's captured traffic) cannot come from the library
-  alone: a process that starts at any time must derive today's key from what it is given, so
-  whoever holds that holds every key it can derive. It comes from replacing the secret
-  regularly and destroying the old one: docs/metrics.md, "Threat model";
+* forward secrecy (a secret stolen today does not re-identify last week's captured traffic):
+  with a fixed secret there is none, since every period key derives from it. Given the date
+  it is for (`..._SECRET_DATE`), the secret is a ratchet (ratchet.py): each period's key comes
+  from that day's secret, which comes from any earlier one but not from a later one, and the
+  process keeps only the current day's; the operator advances the stored secret every day and
+  destroys the old one: docs/metrics.md, "Threat model";
 * set members leave the process apart from every other metric (`Client.set_apart`), and the
   aggregator keeps them in memory only, writing counts: no pseudonym is ever stored.
 
@@ -26,6 +27,7 @@ user is not hashed and nothing is sent.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import logging
@@ -37,12 +39,15 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .ratchet import advance, day_number
+
 log = logging.getLogger(__name__)
 
 SECRET_KEY = "STATSD_METRICS_USER_HASH_SECRET"
 ROTATION_DAYS_KEY = "STATSD_METRICS_USER_HASH_ROTATION_DAYS"
 ROTATION_KEY = "STATSD_METRICS_USER_HASH_ROTATION"  # seconds: accepted for whole days only
 ALLOW_WEAK_KEY = "STATSD_METRICS_USER_HASH_ALLOW_WEAK_SECRET"
+SECRET_DATE_KEY = "STATSD_METRICS_USER_HASH_SECRET_DATE"
 DAY = 86_400.0
 MAX_ROTATION_DAYS = 3
 MIN_SECRET_BYTES = 32
@@ -111,6 +116,7 @@ class UserHasher:
         rotation_days: int = 1,
         clock: Callable[[], float] | None = None,
         allow_weak_secret: bool = False,
+        secret_date: dt.date | str | None = None,
     ):
         self.rotation_days = rotation_days_from(rotation_days)
         self.rotation = self.rotation_days * DAY
@@ -127,6 +133,16 @@ class UserHasher:
                 raise ValueError(f"{SECRET_KEY} is refused: {weakness}; {HOW_TO_MAKE_ONE}")
             log.warning("%s is weak (%s), accepted as configured", SECRET_KEY, weakness)
         self._secret = key
+        # With a date, (day, that day's secret): moved forward, never kept for an older day.
+        self._ratchet: tuple[int, bytes] | None = None
+        if secret_date is not None and not self.ephemeral:
+            day = day_number(secret_date)
+            if day % self.rotation_days:
+                raise ValueError(
+                    f"{SECRET_DATE_KEY} must be the first day of a rotation period (a day "
+                    f"number divisible by {self.rotation_days}), not {secret_date}"
+                )
+            self._ratchet, self._secret = (day, key), b""
         self.clock = clock or wall_clock
         self._current: tuple[int, bytes] = (-1, b"")
 
@@ -142,7 +158,7 @@ class UserHasher:
             days = int(seconds // DAY) if seconds % DAY == 0 else f"{seconds:g} seconds"
         weak = str(config.get(ALLOW_WEAK_KEY, "")).strip().lower() in ("1", "true", "yes", "on")
         return cls(config.get(SECRET_KEY), rotation_days=days, clock=clock,  # type: ignore[arg-type]
-                   allow_weak_secret=weak)  # fmt: skip
+                   allow_weak_secret=weak, secret_date=config.get(SECRET_DATE_KEY))  # fmt: skip
 
     def period(self) -> int:
         """The number of the current rotation period, counted from the Unix epoch (UTC)."""
@@ -152,9 +168,20 @@ class UserHasher:
         current = self._current  # one read: another thread may swap it meanwhile
         if current[0] != period:
             # Only the current period's key is kept: the previous one is forgotten here.
-            key = hmac.new(self._secret, _CONTEXT + str(period).encode(), hashlib.sha256).digest()
+            base = self._secret if self._ratchet is None else self._day_secret(period)
+            key = hmac.new(base, _CONTEXT + str(period).encode(), hashlib.sha256).digest()
             current = self._current = (period, key)
         return current[1]
+
+    def _day_secret(self, period: int) -> bytes:
+        """The ratchet's secret for the first day of `period`, moved forward to it (a clock
+        behind the secret's date gets the secret's own day: there is no way back)."""
+        day, secret = self._ratchet  # type: ignore[misc]
+        first = period * self.rotation_days
+        if first > day:
+            secret = advance(secret, first - day)
+            self._ratchet = (first, secret)
+        return secret
 
     def pseudonym(self, user_id: object) -> str:
         """The user's pseudonym for the current period."""
