@@ -100,6 +100,21 @@ def test_an_unbuffered_client_sends_a_finished_interval_on_a_later_call(udp, sin
         client.set_apart("users.active", "u2")
         frozen.tick(dt.timedelta(seconds=10))
         client.set_apart("users.active", "u3")
-        assert sorted(_lines(sink.pending())[0]) == ["users.active:u1|s", "users.active:u2|s"]
+        # u1 was waiting when u2's call looked at the clock; u2 came after that look.
+        assert _lines(sink.pending()) == [["users.active:u1|s"]]
         client.close()
-        assert _lines(sink.pending()) == [["users.active:u3|s"]]
+        assert sorted(_lines(sink.pending())[0]) == ["users.active:u2|s", "users.active:u3|s"]
+
+
+def test_a_flush_at_the_turn_leaves_its_own_request_for_the_next_batch(udp, sink):
+    with freeze_time("2026-06-01 12:00:01") as frozen:
+        client = udp()
+        client.set_apart("users.active", "earlier")
+        client.flush()  # a look in the first interval: one line waiting
+        frozen.tick(dt.timedelta(seconds=10))
+        client.set_apart("users.active", "now")  # the request whose flush comes next
+        client.flush()
+        assert _lines(sink.pending()) == [["users.active:earlier|s"]]
+        frozen.tick(dt.timedelta(seconds=10))
+        client.flush()
+        assert _lines(sink.pending()) == [["users.active:now|s"]]
