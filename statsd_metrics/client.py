@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import registry
+from .apart import ApartSets
 from .buffer import Buffer, pack
 from .instruments import Counted, Timer, build
 from .stats import Stats
@@ -217,6 +218,7 @@ class Client:
         self._config_error: str | None = None
         self._transport: Transport | None = None
         self._buffer: Buffer | None = None
+        self._apart = ApartSets(1432, 100_000)  # set_apart's members, sent in their own payloads
         self._worker: Worker | None = None
         self._timeout = 1.0
         self._interval = 0.25
@@ -233,6 +235,7 @@ class Client:
                 transport, host, port, socket_path, self._stats, clock=clock, resolver=resolver,
                 resolve_interval=resolve, timeout=self._timeout, ipv6=ipv6,
             )  # fmt: skip
+            self._apart = ApartSets(self._max_size, _positive(max_queue, int, "max_queue"))
             # The constant suffix of untagged lines, per metric type: `|c|#env:prod`.
             self._constant_part = format_tags(None, self._constant)
             self._plain = {code: f"|{code}{self._constant_part}" for code in self._plain}
@@ -303,6 +306,25 @@ class Client:
         """Add `value` to set `stat`; the aggregator counts distinct values per flush."""
         try:
             self._emit(stat, format_set_member(value), SET, rate, tags)
+        except Exception as exc:
+            self._reject(exc)
+
+    def set_apart(self, stat: str, value: str | int, tags: TagsArg = None) -> None:
+        """Add `value` to set `stat`, never in a payload or at a moment of any other metric.
+
+        For members that must not be tied to what else a request sends (user pseudonyms): they
+        are kept in the process and leave deduplicated, in random order and in payloads of
+        their own, once per `apart.INTERVAL` (10 s) of wall-clock time, and at `close()`.
+        Test recorders capture them at once, like any other metric."""
+        try:
+            line = self._heads[stat] + format_set_member(value)
+            line += self._plain[SET] if tags is None else "|" + SET + self._tags(tags)
+            if self._capture is not None or self._closed or self._config_error is not None:
+                self._write(line)  # the recorder, or a counted drop
+                return
+            if self._buffer is None:  # no flusher thread looks at the clock: look now
+                self._send_apart()
+            self._apart.add(line)
         except Exception as exc:
             self._reject(exc)
 
@@ -379,9 +401,19 @@ class Client:
                 if lines:
                     for payload, count in pack(lines, self._max_size):
                         self._transport.send(payload, count)
+            self._send_apart()
         except Exception as exc:
             self._internal_error(exc)
         self._stats.report()
+
+    def _send_apart(self, force: bool = False) -> None:
+        """`set_apart`'s members, when their interval is over (or at close): see apart.py."""
+        if self._transport is not None:
+            payloads, dropped = self._apart.take(force)
+            if dropped:
+                self._stats.dropped("queue_full", dropped, "the flusher could not keep up")
+            for payload, count in payloads:
+                self._transport.send(payload, count)
 
     def close(self) -> None:
         """Send what is buffered and release the socket and the thread. Later metrics are
@@ -395,6 +427,7 @@ class Client:
             if self._worker is not None:
                 self._worker.stop(self._timeout + 1.0)
             self.flush()  # what arrived between the first flush and the switch
+            self._send_apart(force=True)
             if self._transport is not None:
                 self._transport.close()
             registry.unregister(self)
@@ -529,6 +562,7 @@ class Client:
             if waiting >= buffer.per_payload or self._rounds >= ROUNDS:
                 self._rounds = 0
                 self.flush()
+            self._send_apart()  # set_apart's members, at each turn of their own interval
         except Exception as exc:
             self._internal_error(exc)
         return poll
@@ -556,6 +590,7 @@ class Client:
         self._stats.reset()
         if self._buffer is not None:
             self._buffer.clear()
+        self._apart.clear()
         if self._transport is not None:
             self._transport.after_fork()
         if self._worker is not None and not self._closed:

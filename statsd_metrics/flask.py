@@ -11,8 +11,8 @@ static files are left out by default. Names, all under `<prefix>.http.<route>.` 
                             and headers; a streamed body is not waited for)
     status.<class>.<code>   counter, e.g. status.2xx.200, status.5xx.503
     in_flight               shared gauge: requests being served now, over all processes
-    request_bytes           timer, bytes, requests that carry a body
-    response_bytes          timer, bytes, responses of known length
+    request_bytes           timer, bytes rounded up to a power of two, requests with a body
+    response_bytes          timer, bytes rounded up to a power of two, responses of known length
     exceptions.<Type>       counter, exceptions raised while serving (HTTP errors such as
                             abort(404) are statuses, not exceptions), handled by an error
                             handler or not
@@ -28,6 +28,14 @@ Configuration (`app.config`):
     STATSD_METRICS_EXCLUDE_ENDPOINTS    default ("static",), which covers blueprints' statics
     STATSD_METRICS_EXCLUDE_RULES        default: /health, /healthz, /livez, /readyz, ...
     STATSD_METRICS_UNMATCHED            the bucket of unknown URLs, default "unmatched"
+    STATSD_METRICS_SIZES                "buckets" (default), "exact" or "off"
+    STATSD_METRICS_SIZE_EXCLUDE_ENDPOINTS  endpoints whose sizes are never sent: those that
+                            carry credentials or personal text (a login, a note's edit)
+
+Sizes are rounded up to a power of two by default: an exact request size on a login is the
+password's length, on an edit the note's, and an exact page size can tell one user's pages from
+another's; a power of two still shows what operators look for (a page that grew tenfold, a
+flood of large bodies). docs/metrics.md, "Sizes", says which to choose.
 
 Like the client, the extension never raises into the application: a failure inside a hook is
 logged once and the request goes on.
@@ -61,6 +69,8 @@ DEFAULTS: dict[str, Any] = {
     "STATSD_METRICS_EXCLUDE_RULES": ("/health", "/healthz", "/livez", "/readyz", "/ready",
                                      "/live", "/ping"),
     "STATSD_METRICS_UNMATCHED": "unmatched",
+    "STATSD_METRICS_SIZES": "buckets",
+    "STATSD_METRICS_SIZE_EXCLUDE_ENDPOINTS": (),
 }  # fmt: skip
 # Per-request state, kept in the WSGI environ (it lives exactly as long as the request).
 _ROUTE = "statsd_metrics.route"  # the request's _Route, set as Flask preprocesses it
@@ -74,13 +84,14 @@ class _Route:
     __slots__ = ("base", "excluded", "in_flight", "latency", "request_bytes", "response_bytes",
                  "rule", "statuses")  # fmt: skip
 
-    def __init__(self, client: Client | None, rule: Rule | None, key: str, excluded: bool):
+    def __init__(self, client: Client | None, rule: Rule | None, key: str, excluded: bool,
+                 sizes: bool = True):  # fmt: skip
         self.rule = rule  # kept alive: routes are looked up by id(rule)
         self.excluded = excluded
         self.base = f"http.{key}"
         self.latency = f"{self.base}.latency"
-        self.request_bytes = f"{self.base}.request_bytes"
-        self.response_bytes = f"{self.base}.response_bytes"
+        self.request_bytes = f"{self.base}.request_bytes" if sizes else ""
+        self.response_bytes = f"{self.base}.response_bytes" if sizes else ""
         self.in_flight = SharedGauge(client, f"{self.base}.in_flight")
         self.statuses: dict[str, str] = {}  # "404" -> its counter's name
 
@@ -97,6 +108,8 @@ class Settings:
     exclude_endpoints: frozenset[str]
     exclude_rules: frozenset[str]
     unmatched: str
+    sizes: str = "buckets"
+    size_exclude_endpoints: frozenset[str] = frozenset()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -109,7 +122,20 @@ class Settings:
             exclude_endpoints=_words(config["STATSD_METRICS_EXCLUDE_ENDPOINTS"]),
             exclude_rules=_words(config["STATSD_METRICS_EXCLUDE_RULES"]),
             unmatched=segment(config["STATSD_METRICS_UNMATCHED"], fallback="unmatched"),
+            sizes=_sizes(config["STATSD_METRICS_SIZES"]),
+            size_exclude_endpoints=_words(config["STATSD_METRICS_SIZE_EXCLUDE_ENDPOINTS"]),
         )
+
+
+def _sizes(mode: str) -> str:
+    if mode not in ("buckets", "exact", "off"):
+        raise ValueError(f"STATSD_METRICS_SIZES must be 'buckets', 'exact' or 'off', not {mode!r}")
+    return mode
+
+
+def power_of_two(size: int) -> int:
+    """The size's bucket: the smallest power of two not below it."""
+    return 1 << (size - 1).bit_length() if size > 0 else 0
 
 
 def _words(value: str | Iterable[str]) -> frozenset[str]:
@@ -125,6 +151,7 @@ class AppMetrics(ClientBinding):
         # By id(): rules compare by value and are unhashable; each _Route keeps its rule alive.
         self.routes: dict[int, _Route] = {}
         self._failed = False
+        self.size = power_of_two if settings.sizes == "buckets" else int
 
     def route(self, rule: Rule | None) -> _Route:
         found = self.routes.get(id(rule))
@@ -135,7 +162,7 @@ class AppMetrics(ClientBinding):
     def _new_route(self, rule: Rule | None) -> _Route:
         s = self.settings
         if rule is None:
-            return _Route(self._client, None, s.unmatched, excluded=False)
+            return _Route(self._client, None, s.unmatched, excluded=False, sizes=s.sizes != "off")
         endpoint = rule.endpoint or ""
         blueprint_view = endpoint.rpartition(".")[2]  # a blueprint's "static" is static too
         excluded = (
@@ -144,7 +171,8 @@ class AppMetrics(ClientBinding):
             or rule.rule in s.exclude_rules
         )
         key = segment(endpoint if s.key == "endpoint" else rule.rule, fallback="root")
-        return _Route(self._client, rule, key, excluded)
+        sizes = s.sizes != "off" and endpoint not in s.size_exclude_endpoints
+        return _Route(self._client, rule, key, excluded, sizes)
 
     def _hook_failed(self) -> None:
         if not self._failed:
@@ -206,12 +234,12 @@ class AppMetrics(ClientBinding):
                 code = status[:3] if status else "500"
                 client.incr(route.statuses.get(code) or route.status(code))
                 size = environ.get("CONTENT_LENGTH")  # as the client sent it (server-dependent)
-                if size and size != "0" and _digits(size):
-                    client.timing(route.request_bytes, int(size))
+                if size and size != "0" and _digits(size) and route.request_bytes:
+                    client.timing(route.request_bytes, self.size(int(size)))
                 for name, value in headers:
                     if name in _CONTENT_LENGTH:
-                        if _digits(value):
-                            client.timing(route.response_bytes, int(value))
+                        if _digits(value) and route.response_bytes:
+                            client.timing(route.response_bytes, self.size(int(value)))
                         break
                 raised = environ.pop(_RAISED, None)
                 if raised is None and exc is not None and not isinstance(exc, HTTPException):

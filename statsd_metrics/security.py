@@ -31,3 +31,12 @@ class SecurityMetrics(ClientBinding):
     def rate_limited(self, rule: str) -> None:
         """A request was refused by the application's rate limit `rule`."""
         self.client.incr(f"security.rate_limited.{segment(rule)}")
+
+    def proxy_headers_ignored(self) -> None:
+        """A request carried more `X-Forwarded-For` hops than the proxies the application
+        trusts (any, when it trusts none): a spoofing attempt, or a proxy not configured."""
+        self.client.incr("security.proxy_headers_ignored")
+
+    def invalid_id(self) -> None:
+        """A URL held an id that cannot be one (too long, out of range): answered 404."""
+        self.client.incr("security.invalid_ids")

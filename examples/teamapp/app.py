@@ -8,7 +8,6 @@ password `pass-<N>` (every seventh one has opted out of usage analytics).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import functools
 import os
 import secrets
@@ -20,9 +19,11 @@ from flask import Flask, abort, flash, g, redirect, render_template, request, se
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import BaseConverter
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from examples.teamapp.chpp import ChppClient, ChppRateLimited, ChppUnavailable, endpoint_name
+from examples.teamapp.lockout import Lockout
 from examples.teamapp.models import (
     SKILLS,
     SYNCED_FIELDS,
@@ -58,9 +59,37 @@ DEFAULTS: dict[str, Any] = {
     "LOCKOUT_SECONDS": 900,
     "RATE_LIMITS": {"login": (30, 60.0), "sync": (1, 3.0)},
     "STATSD_PREFIX": "teamapp",
-    # Behind one proxy (the demo's traffic generator plays it), trust its X-Forwarded-For.
-    "TRUST_PROXY": False,
+    # How many reverse proxies stand in front of the app and append to X-Forwarded-For: the
+    # client address is taken that many hops from the right. 0 (the default) trusts no
+    # header: a client sets X-Forwarded-For to whatever it likes, so a rate limit keyed by it
+    # would be one it escapes at will. `TRUST_PROXY = True` is read as 1, for older configs.
+    "TRUSTED_PROXIES": 0,
+    # The login and the player page (a manager's notes, typed and shown) carry credentials
+    # and personal text: no size of theirs is sent. Other sizes go as power-of-two buckets.
+    "STATSD_METRICS_SIZE_EXCLUDE_ENDPOINTS": ("login", "player"),
 }
+MAX_ID = 2**63 - 1  # SQLite's largest integer: a bigger id is no id of ours
+
+
+class IdConverter(BaseConverter):
+    """`<id:name>`: a run of digits; one that cannot be an id becomes None, for the view to
+    answer 404 and count (`security.invalid_ids`), instead of reaching the database."""
+
+    regex = r"\d+"
+
+    def to_python(self, value: str) -> int | None:
+        number = int(value) if value.isascii() and len(value) <= 19 else MAX_ID + 1
+        return number if number <= MAX_ID else None
+
+    def to_url(self, value: object) -> str:
+        return str(int(value))  # type: ignore[call-overload]
+
+
+def trusted_proxies(config: dict[str, Any]) -> int:
+    hops = config.get("TRUSTED_PROXIES") or int(config.get("TRUST_PROXY") or 0)
+    if isinstance(hops, bool) or not isinstance(hops, int) or hops < 0:
+        raise ValueError(f"TRUSTED_PROXIES must be a number of proxies (0 or more), not {hops!r}")
+    return hops
 
 
 @dataclass
@@ -70,6 +99,7 @@ class Teamapp:
     sessions: sessionmaker
     chpp: ChppClient
     limiter: RateLimiter
+    lockout: Lockout
     business: BusinessMetrics
     security: SecurityMetrics
 
@@ -95,7 +125,6 @@ def seed_users(db: Session, count: int, method: str, id_base: int = 0) -> None:
                 team_id=u["team_id"],
                 password_hash=generate_password_hash(u["password"], method=method),
                 opted_out=u["opted_out"],
-                failed_logins=0,
             )
         )
     db.commit()
@@ -106,8 +135,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(DEFAULTS)
     app.config["SECRET_KEY"] = secrets.token_hex(16)
     app.config.update(config or {})
-    if app.config["TRUST_PROXY"]:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)  # type: ignore[method-assign]
+    app.url_map.converters["id"] = IdConverter
+    proxies = trusted_proxies(app.config)
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies)  # type: ignore[method-assign]
 
     metrics = StatsdMetrics(app)
     engine = make_engine(app.config["DATABASE_URL"])
@@ -125,11 +156,21 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         sessions=sessions,
         chpp=chpp,
         limiter=RateLimiter(app.config["RATE_LIMITS"]),
+        lockout=Lockout(app.config["LOCKOUT_ATTEMPTS"], app.config["LOCKOUT_SECONDS"]),
         business=BusinessMetrics(metrics.client, hasher=UserHasher.from_config(app.config)),
         security=SecurityMetrics(metrics.client),
     )
     app.extensions["teamapp"] = ctx
     register_views(app, ctx)
+
+    @app.before_request
+    def count_untrusted_forwarding() -> None:
+        # More hops than trusted proxies: the client wrote some of them (ProxyFix used only
+        # the trusted ones, from the right).
+        header = request.headers.get("X-Forwarded-For")
+        if header and len(header.split(",")) > proxies:
+            ctx.security.proxy_headers_ignored()
+
     return app
 
 
@@ -170,29 +211,23 @@ def register_views(app: Flask, ctx: Teamapp) -> None:
         if request.method == "GET":
             return render_template("login.html")
         # The address keys the limiter in memory only; no metric ever carries it.
-        if not ctx.limiter.hit("login", request.remote_addr or "-"):
+        address = request.remote_addr or "-"
+        if not ctx.limiter.hit("login", address):
             ctx.security.rate_limited("login")
             return render_template("login.html", error="Too many attempts, wait a minute."), 429
         user = db().scalar(select(User).where(User.username == request.form.get("username", "")))
-        now = utcnow()
-        if user is not None and user.locked_until is not None and user.locked_until > now:
+        # Locked for this address only (lockout.py): no one can lock a manager out.
+        if user is not None and ctx.lockout.locked(user.id, address):
             ctx.security.login_blocked()
-            return render_template("login.html", error="This account is locked for now."), 403
+            return render_template("login.html", error="Too many failures, try later."), 403
         if user is None or not check_password_hash(
             user.password_hash, request.form.get("password", "")
         ):
             ctx.security.login_failed()
-            if user is not None:
-                user.failed_logins += 1
-                if user.failed_logins >= app.config["LOCKOUT_ATTEMPTS"]:
-                    user.failed_logins = 0
-                    user.locked_until = now + dt.timedelta(seconds=app.config["LOCKOUT_SECONDS"])
-                    ctx.security.lockout()
-                db().commit()
+            if user is not None and ctx.lockout.failed(user.id, address):
+                ctx.security.lockout()
             return render_template("login.html", error="Wrong user name or password."), 401
-        user.failed_logins = 0
-        user.locked_until = None
-        db().commit()
+        ctx.lockout.succeeded(user.id, address)
         session.clear()
         session["user_id"] = user.id
         ctx.security.login_succeeded()
@@ -235,9 +270,15 @@ def register_views(app: Flask, ctx: Teamapp) -> None:
         flash(f"Synced {len(remote)} players, {changed} updated.")
         return redirect(url_for("squad"))
 
-    @app.route("/players/<int:player_id>", methods=["GET", "POST"])
+    def invalid_id() -> None:
+        ctx.security.invalid_id()
+        abort(404)
+
+    @app.route("/players/<id:player_id>", methods=["GET", "POST"])
     @login_required
-    def player(player_id: int):
+    def player(player_id: int | None):
+        if player_id is None:
+            invalid_id()
         p = db().get(Player, player_id)
         if p is None or p.team_id != g.user.team_id:
             abort(404)
@@ -279,9 +320,11 @@ def register_views(app: Flask, ctx: Teamapp) -> None:
         trainees = [p for p in players if advice and p.id in advice.trainees]
         return render_template("training.html", rec=rec, trainees=trainees)
 
-    @app.post("/training/<int:rec_id>/accept")
+    @app.post("/training/<id:rec_id>/accept")
     @login_required
-    def accept_training(rec_id: int):
+    def accept_training(rec_id: int | None):
+        if rec_id is None:
+            invalid_id()
         rec = db().get(Recommendation, rec_id)
         if rec is None or rec.team_id != g.user.team_id:
             abort(404)
@@ -324,6 +367,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--users", type=int, default=DEFAULTS["DEMO_USERS"])
     parser.add_argument("--lockout-seconds", type=float, default=DEFAULTS["LOCKOUT_SECONDS"])
     parser.add_argument("--process-interval", type=float, default=10.0)
+    parser.add_argument(
+        "--trusted-proxies", type=int, default=0, help="reverse proxies in front (X-Forwarded-For)"
+    )
     args = parser.parse_args(argv)
     app = create_app(
         {
@@ -334,7 +380,7 @@ def main(argv: list[str] | None = None) -> None:
             "STATSD_PORT": args.statsd_port,
             "STATSD_PREFIX": args.prefix,
             "LOCKOUT_SECONDS": args.lockout_seconds,
-            "TRUST_PROXY": True,
+            "TRUSTED_PROXIES": args.trusted_proxies,
             # From the environment in a real deployment; a fresh one per run is right for a demo.
             "STATSD_METRICS_USER_HASH_SECRET": os.environ.get("TEAMAPP_USER_HASH_SECRET")
             or secrets.token_hex(32),

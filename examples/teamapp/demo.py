@@ -141,6 +141,8 @@ def run(args: argparse.Namespace, stop: threading.Event) -> None:
                 str(max(5.0, args.day / 10)),
                 "--process-interval",
                 str(args.process_interval),
+                "--trusted-proxies",  # the traffic generator plays one proxy
+                "1",
                 log_dir=logs,
             )
         )

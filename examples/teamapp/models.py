@@ -46,8 +46,6 @@ class User(Base):
     team_id: Mapped[int] = mapped_column(Integer)
     # The manager asked not to be counted in usage analytics (active users).
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
 class Player(Base):

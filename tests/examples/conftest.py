@@ -7,6 +7,8 @@ from examples.teamapp.app import create_app
 from examples.teamapp.chpp_sim import ChppSimulator, SimSettings, create_sim_app
 from examples.teamapp.serving import serve_in_thread
 
+SECRET = "3b8e1f6a9c2d4e7f05a1b3c5d7e9f2a4c6e8b0d1f3a5c7e9b2d4f6a8c0e1f3a5"
+
 
 @pytest.fixture
 def chpp():
@@ -27,7 +29,7 @@ def make_app(chpp):
             "CHPP_RETRIES": 0,
             "DEMO_USERS": 8,
             "STATSD_PORT": 9,
-            "STATSD_METRICS_USER_HASH_SECRET": "test-secret",
+            "STATSD_METRICS_USER_HASH_SECRET": SECRET,
             "RATE_LIMITS": {"login": (100, 60.0), "sync": (100, 1.0)},
             **config,
         })  # fmt: skip

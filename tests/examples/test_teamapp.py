@@ -8,6 +8,7 @@ import pytest
 from freezegun import freeze_time
 
 from statsd_metrics.privacy import UserHasher
+from tests.examples.conftest import SECRET
 
 
 def login(web, n=1, password=None, **kwargs):
@@ -24,8 +25,7 @@ def test_login_counts_success_and_the_user_as_active(make_app, statsd_recorder):
     statsd_recorder.assert_incr("teamapp.security.login.succeeded")
     web.get("/squad")
     member = statsd_recorder.filter("teamapp.users.active", "s")[0].value
-    assert member == UserHasher("test-secret").pseudonym(1)
-    statsd_recorder.assert_incr("teamapp.users.daily_active")
+    assert member == UserHasher(SECRET).pseudonym(1)
     statsd_recorder.assert_incr("teamapp.features.squad_view")
     statsd_recorder.assert_incr("teamapp.http.login.status.3xx.302")
     statsd_recorder.assert_incr("teamapp.http.squad.status.2xx.200")
@@ -46,26 +46,86 @@ def test_opted_out_manager_is_not_counted_as_active(make_app, statsd_recorder):
     web.get("/squad")
     statsd_recorder.assert_incr("teamapp.features.squad_view")
     statsd_recorder.assert_not_emitted("teamapp.users.active")
-    statsd_recorder.assert_not_emitted("teamapp.users.daily_active")
 
 
-def test_failed_logins_lock_the_account_until_it_expires(make_app, statsd_recorder):
+def test_failed_logins_lock_the_account_for_that_address_until_it_expires(
+    make_app, statsd_recorder
+):
+    attacker = {"X-Forwarded-For": "203.0.113.66"}
+    owner = {"X-Forwarded-For": "198.51.100.20"}
     with freeze_time("2026-06-01 10:00:00") as frozen:
-        web = make_app(LOCKOUT_ATTEMPTS=3, LOCKOUT_SECONDS=60).test_client()
+        web = make_app(LOCKOUT_ATTEMPTS=3, LOCKOUT_SECONDS=60, TRUSTED_PROXIES=1).test_client()
         for _ in range(3):
-            assert login(web, 2, password="nope").status_code == 401
+            assert login(web, 2, password="nope", headers=attacker).status_code == 401
         assert statsd_recorder.total("teamapp.security.login.failed") == 3
         statsd_recorder.assert_incr("teamapp.security.lockouts")
-        assert login(web, 2).status_code == 403  # right password, locked account
+        assert login(web, 2, headers=attacker).status_code == 403  # right password, locked
         statsd_recorder.assert_incr("teamapp.security.login.blocked")
+        # The lock is the attacker's address's, not the account's: its owner logs in.
+        assert login(web, 2, headers=owner).status_code == 302
         frozen.tick(dt.timedelta(seconds=61))
-        assert login(web, 2).status_code == 302
+        assert login(web, 2, headers=attacker).status_code == 302
     assert login(web, 99, password="x").status_code == 401  # unknown user: a failure too
     assert statsd_recorder.total("teamapp.security.login.failed") == 4
 
 
+def test_no_one_can_lock_every_account_with_wrong_passwords(make_app, statsd_recorder):
+    web = make_app(LOCKOUT_ATTEMPTS=3, TRUSTED_PROXIES=1).test_client()
+    attacker = {"X-Forwarded-For": "203.0.113.66"}
+    for n in (1, 2, 3):
+        for _ in range(3):
+            login(web, n, password="wrong", headers=attacker)
+    assert statsd_recorder.total("teamapp.security.lockouts") == 3
+    for n in (1, 2, 3):
+        assert login(web, n, headers={"X-Forwarded-For": f"198.51.100.{n}"}).status_code == 302
+        web.post("/logout")
+    assert login(web, 1, headers=attacker).status_code == 403
+
+
+def test_proxy_headers_are_ignored_unless_proxies_are_trusted(make_app, statsd_recorder):
+    app = make_app(RATE_LIMITS={"login": (2, 60.0), "sync": (1, 1.0)})
+    web = app.test_client()
+    codes = [
+        login(web, 1, password="x", headers={"X-Forwarded-For": f"203.0.113.{n}"}).status_code
+        for n in range(6)
+    ]
+    assert codes == [401, 401, 429, 429, 429, 429]  # one client, whatever the header says
+    assert statsd_recorder.total("teamapp.security.proxy_headers_ignored") == 6
+    assert statsd_recorder.total("teamapp.security.rate_limited.login") == 4
+
+
+def test_trusted_proxies_count_hops_from_the_right(make_app, statsd_recorder):
+    app = make_app(RATE_LIMITS={"login": (1, 60.0), "sync": (1, 1.0)}, TRUSTED_PROXIES=1)
+    web = app.test_client()
+    # The client wrote the first address; the trusted proxy appended the second.
+    spoofed = {"X-Forwarded-For": "192.0.2.1, 198.51.100.7"}
+    assert login(web, 1, password="x", headers=spoofed).status_code == 401
+    spoofed = {"X-Forwarded-For": "192.0.2.2, 198.51.100.7"}
+    assert login(web, 1, password="x", headers=spoofed).status_code == 429  # same real client
+    assert statsd_recorder.total("teamapp.security.proxy_headers_ignored") == 2
+
+
+@pytest.mark.parametrize("hops", [-1, "1", 1.5])
+def test_a_bad_number_of_proxies_is_refused_at_start(make_app, hops):
+    with pytest.raises(ValueError, match="TRUSTED_PROXIES"):
+        make_app(TRUSTED_PROXIES=hops)
+
+
+@pytest.mark.parametrize(
+    "path", ["/players/98765432198765432198765", "/players/9223372036854775808",
+             "/training/99999999999999999999999999/accept", "/players/\u0661\u0662"],
+)  # fmt: skip
+def test_ids_that_cannot_be_ids_are_404_and_counted(make_app, statsd_recorder, path):
+    web = make_app().test_client()
+    login(web, 1)
+    response = web.post(path) if path.endswith("accept") else web.get(path)
+    assert response.status_code == 404
+    statsd_recorder.assert_incr("teamapp.security.invalid_ids")
+    assert not statsd_recorder.filter(type="c", name="teamapp.http.player.status.5xx.500")
+
+
 def test_login_attempts_are_rate_limited_per_client_address(make_app, statsd_recorder):
-    app = make_app(RATE_LIMITS={"login": (2, 60.0), "sync": (1, 1.0)}, TRUST_PROXY=True)
+    app = make_app(RATE_LIMITS={"login": (2, 60.0), "sync": (1, 1.0)}, TRUSTED_PROXIES=1)
     web = app.test_client()
     behind_proxy = {"X-Forwarded-For": "203.0.113.77"}
     assert login(web, 1, password="x", headers=behind_proxy).status_code == 401

@@ -242,7 +242,7 @@ class Live:
             "STATSD_HOST": HOST,
             "STATSD_PORT": self.aggregator.port,
             "STATSD_PREFIX": PREFIX,
-            "STATSD_METRICS_USER_HASH_SECRET": "grafana-tests",
+            "STATSD_METRICS_USER_HASH_SECRET": os.urandom(32).hex(),
             "TRUST_PROXY": True,
             "LOCKOUT_SECONDS": 5,
             "RATE_LIMITS": {"login": (30, 60.0), "sync": (1, 1.0)},
