@@ -335,7 +335,7 @@ class Client:
                 return
             self.flush()
             self._closed = True
-            self._redirect(self._capture)
+            self.redirect(self._capture)
             if self._worker is not None:
                 self._worker.stop(self._timeout + 1.0)
             self.flush()  # what arrived between the first flush and the switch
@@ -401,8 +401,9 @@ class Client:
 
     # -- where lines go --------------------------------------------------------------------
 
-    def _redirect(self, capture: registry.Capture | None) -> None:
-        """Point `_write` where lines must go now (see registry: the test recorder)."""
+    def redirect(self, capture: registry.Capture | None) -> None:
+        """Point `_write` where lines must go now. Part of `registry.Member`, the interface
+        the registry (the test recorder, at fork and at exit) uses; not for applications."""
         self._capture = capture
         self._random = (lambda: 0.0) if capture is not None else self._random_source
         if self._closed:
@@ -468,9 +469,9 @@ class Client:
         self._stats.dropped("error", 1, f"{type(exc).__name__}: {exc}")
         logger.debug("statsd_metrics: internal error", exc_info=exc)
 
-    def _after_fork(self) -> None:
-        """In a forked child (see registry): a fresh account and socket, an empty buffer, and
-        a new flusher thread."""
+    def after_fork(self) -> None:
+        """In a forked child: a fresh account and socket, an empty buffer, and a new flusher
+        thread. Part of `registry.Member`; the registry calls it, applications do not."""
         self._stats.reset()
         if self._buffer is not None:
             self._buffer.clear()
