@@ -67,25 +67,51 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
 
-def _flag(value: object) -> bool:
+class ConfigError(ValueError):
+    """A client option that cannot be used: `option` is its argument name, `why` the reason."""
+
+    def __init__(self, option: str, why: str) -> None:
+        super().__init__(f"{option}: {why}")
+        self.option, self.why = option, why
+
+
+def _flag(value: object, name: str) -> bool:
     if isinstance(value, str):
         if value.strip().lower() in _TRUE | _FALSE:
             return value.strip().lower() in _TRUE
-        raise ValueError(f"{value!r} is not a boolean")
+        raise ConfigError(name, f"{value!r} is not a boolean")
     return bool(value)
 
 
 def _positive(value: object, kind: type, name: str) -> Any:
-    number = kind(value)
+    what = "an integer" if kind is int else "a number"
+    try:
+        if isinstance(value, bool) or (
+            kind is int and isinstance(value, float) and not value.is_integer()
+        ):
+            raise TypeError
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(name, f"{value!r} is not {what}") from None
     if not number > 0:
-        raise ValueError(f"{name} must be > 0, not {value!r}")
+        raise ConfigError(name, f"must be > 0, not {value!r}")
     return number
 
 
 def _constant_tags(tags: TagsArg | str) -> dict[str, str | None]:
     if isinstance(tags, str):  # the environment's form: "env:prod,region:eu"
         tags = [tag.strip() for tag in tags.split(",") if tag.strip()]
-    return parse_tags(tags)
+    try:
+        return parse_tags(tags)
+    except (Rejected, TypeError, ValueError) as exc:
+        raise ConfigError("tags", str(exc)) from None
+
+
+def _prefix(prefix: str | None) -> str:
+    try:
+        return sanitize_name(prefix) + "." if prefix else ""
+    except (Rejected, TypeError, ValueError) as exc:
+        raise ConfigError("prefix", str(exc)) from None
 
 
 def _open_transport(
@@ -96,15 +122,15 @@ def _open_transport(
     kind = (transport or "udp").strip().lower() if socket_path is None else "unix"
     if kind == "unix":
         if not socket_path:
-            raise ValueError("the unix transport needs socket_path")
+            raise ConfigError("socket_path", "the unix transport needs one")
         return UnixDatagramTransport(str(socket_path), stats, clock)
     if kind not in ("udp", "tcp"):
-        raise ValueError(f"transport must be udp, tcp or unix, not {transport!r}")
+        raise ConfigError("transport", f"must be udp, tcp or unix, not {transport!r}")
     if not isinstance(host, str) or not host:
-        raise ValueError(f"host must be a non-empty str, not {host!r}")
-    port = int(port)
+        raise ConfigError("host", f"must be a non-empty str, not {host!r}")
+    port = _positive(port, int, "port")
     if not 0 < port < 65536:
-        raise ValueError(f"port {port} is out of range")
+        raise ConfigError("port", f"{port} is not between 1 and 65535")
     where = {"clock": clock, "resolver": resolver, "resolve_interval": resolve_interval}
     if kind == "udp":
         return UDPTransport(host, port, stats, **where)
@@ -193,6 +219,7 @@ class Client:
         self._closed = False
         self._capture: registry.Capture | None = None
         self._config_error: str | None = None
+        self._config_problem: Exception | None = None
         self._transport: Transport | None = None
         self._buffer: Buffer | None = None
         self._worker: Worker | None = None
@@ -200,7 +227,7 @@ class Client:
         self._interval = 0.25
         self._rounds = 0
         try:
-            self._prefix = sanitize_name(prefix) + "." if prefix else ""
+            self._prefix = _prefix(prefix)
             self._constant = _constant_tags(tags)
             self._max_size = _positive(max_packet_size, int, "max_packet_size")
             self._timeout = _positive(timeout, float, "timeout")
@@ -214,7 +241,7 @@ class Client:
             self._constant_part = format_tags(None, self._constant)
             self._plain = {code: f"|{code}{self._constant_part}" for code in self._plain}
             resolves = isinstance(self._transport, NetworkTransport) and self._transport.resolves
-            if _flag(buffered):
+            if _flag(buffered, "buffered"):
                 self._buffer = Buffer(self._max_size, _positive(max_queue, int, "max_queue"))
                 self._worker = Worker(self._tick, "statsd-metrics-flusher")
             elif resolves:
@@ -222,6 +249,7 @@ class Client:
             if self._worker is not None:
                 self._worker.start()
         except Exception as exc:
+            self._config_problem = exc
             self._config_error = f"{type(exc).__name__}: {exc}"
             logger.error("statsd_metrics: invalid configuration, all metrics dropped: %s", exc)
         registry.register(self)
@@ -344,6 +372,12 @@ class Client:
             registry.unregister(self)
         except Exception as exc:
             self._internal_error(exc)
+
+    @property
+    def config_error(self) -> Exception | None:
+        """Why every metric is dropped as `bad_config` (a `ConfigError` names the option), or
+        None. The Flask extension raises it at `init_app`, under the setting's name."""
+        return self._config_problem
 
     def stats(self) -> dict[str, object]:
         """What this client sent and dropped: `sent_lines`, `sent_payloads`, `queued_lines`,

@@ -36,6 +36,7 @@ logged once and the request goes on.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 
 from statsd_metrics.binding import ClientBinding
-from statsd_metrics.client import Client
+from statsd_metrics.client import Client, ConfigError
 from statsd_metrics.default import ENVIRONMENT, options_from_environment
 from statsd_metrics.paths import segment
 from statsd_metrics.shared_gauge import SharedGauge
@@ -101,19 +102,32 @@ class Settings:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
         """Checked at start-up: a bad setting is an error now, not odd metrics later."""
+        if not isinstance(config["STATSD_METRICS_ENABLED"], bool):
+            raise ValueError(_wrong(config, "STATSD_METRICS_ENABLED", "True or False"))
         key = config["STATSD_METRICS_KEY"]
         if key not in ("endpoint", "rule"):
-            raise ValueError(f"STATSD_METRICS_KEY must be 'endpoint' or 'rule', not {key!r}")
+            raise ValueError(_wrong(config, "STATSD_METRICS_KEY", "'endpoint' or 'rule'"))
+        if not isinstance(config["STATSD_METRICS_UNMATCHED"], str):
+            raise ValueError(_wrong(config, "STATSD_METRICS_UNMATCHED", "a string"))
         return cls(
             key=key,
-            exclude_endpoints=_words(config["STATSD_METRICS_EXCLUDE_ENDPOINTS"]),
-            exclude_rules=_words(config["STATSD_METRICS_EXCLUDE_RULES"]),
+            exclude_endpoints=_words(config, "STATSD_METRICS_EXCLUDE_ENDPOINTS"),
+            exclude_rules=_words(config, "STATSD_METRICS_EXCLUDE_RULES"),
             unmatched=segment(config["STATSD_METRICS_UNMATCHED"], fallback="unmatched"),
         )
 
 
-def _words(value: str | Iterable[str]) -> frozenset[str]:
-    return frozenset([value] if isinstance(value, str) else value)
+def _wrong(config: Mapping[str, Any], name: str, expected: str) -> str:
+    return f"{name} must be {expected}, not {config[name]!r}"
+
+
+def _words(config: Mapping[str, Any], name: str) -> frozenset[str]:
+    value = config[name]
+    if isinstance(value, str):
+        return frozenset([value])
+    if isinstance(value, Iterable) and all(isinstance(word, str) for word in value):
+        return frozenset(value)
+    raise ValueError(_wrong(config, name, "a string or a list of strings"))
 
 
 class AppMetrics(ClientBinding):
@@ -267,7 +281,22 @@ def client_from_config(config: Mapping[str, Any]) -> Client | None:
     options = {option: config[name] for name, option in ENVIRONMENT.items() if name in config}
     if not options:
         return None
-    return Client(**{**options_from_environment(), **options})
+    client = Client(**{**options_from_environment(), **options})
+    error = client.config_error
+    if error is None:
+        return client
+    client.close()
+    if not isinstance(error, ConfigError):
+        raise ValueError(f"the STATSD_* settings: {error}") from error
+    name = next((n for n, option in ENVIRONMENT.items() if option == error.option), error.option)
+    where = (
+        "in app.config"
+        if name in config
+        else "in the environment"
+        if name in os.environ
+        else "not set"
+    )
+    raise ValueError(f"{name} ({where}): {error.why}") from error
 
 
 class StatsdMetrics:
