@@ -128,13 +128,17 @@ def _open_transport(
         raise ConfigError("transport", f"must be udp, tcp or unix, not {transport!r}")
     if not isinstance(host, str) or not host:
         raise ConfigError("host", f"must be a non-empty str, not {host!r}")
-    port = _positive(port, int, "port")
-    if not 0 < port < 65536:
-        raise ConfigError("port", f"{port} is not between 1 and 65535")
-    where = {"clock": clock, "resolver": resolver, "resolve_interval": resolve_interval}
+    number: int = _positive(port, int, "port")
+    if not 0 < number < 65536:
+        raise ConfigError("port", f"{number} is not between 1 and 65535")
     if kind == "udp":
-        return UDPTransport(host, port, stats, **where)
-    return TCPTransport(host, port, stats, **where, timeout=timeout)
+        return UDPTransport(
+            host, number, stats, clock=clock, resolver=resolver, resolve_interval=resolve_interval
+        )
+    return TCPTransport(
+        host, number, stats, clock=clock, resolver=resolver, resolve_interval=resolve_interval,
+        timeout=timeout,
+    )  # fmt: skip
 
 
 def _literal(text: str) -> str:
@@ -218,6 +222,7 @@ class Client:
         self._max_size = 1432
         self._closed = False
         self._capture: registry.Capture | None = None
+        self._write: Callable[[str], None]  # where a line goes now: set by redirect()
         self._config_error: str | None = None
         self._config_problem: Exception | None = None
         self._transport: Transport | None = None

@@ -176,7 +176,7 @@ class AppMetrics(ClientBinding):
 
         def preprocess_request() -> Any:
             try:
-                req = request._get_current_object()  # one proxy lookup, not one per attribute
+                req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup, not one per attribute
                 rule = req.url_rule
                 route = routes.get(id(rule)) or self.route(rule)
                 if not route.excluded:

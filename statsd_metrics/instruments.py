@@ -26,14 +26,15 @@ import inspect
 import logging
 from collections.abc import Callable
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 if TYPE_CHECKING:
+    from .client import Client
     from .wire import TagsArg
 
 logger = logging.getLogger("statsd_metrics")
 
-Target = "Client | Callable[[], Client]"
+Target: TypeAlias = "Client | Callable[[], Client]"
 Enter = Callable[[], Any]
 Leave = Callable[[Any, BaseException | None], None]
 
@@ -112,7 +113,9 @@ def _decorate(func: Callable, enter: Enter, leave: Leave) -> Callable:
     return functools.wraps(func)(wrapper)
 
 
-def build(kind: type[_Instrument], target: Target, stat: object, *options: Any) -> Any:
+def build(
+    kind: type[_Instrument], target: Target, stat: str | Callable[..., Any] | None, *options: Any
+) -> Any:
     """An instrument named `stat`; or, when `stat` is the function itself (a bare `@timed`),
     that function wrapped by an instrument with the default name."""
     if callable(stat):
@@ -175,6 +178,7 @@ class Timer(_Instrument):
 
     def _hooks(self, name: str | None) -> tuple[Enter, Leave]:
         target, rate, tags = self._target, self.rate, self.tags
+        name = cast(str, name)  # a block timer without a name: the client counts it as bad
         clock = perf_counter  # read when decorating, so that a test can substitute a clock
         if callable(target):  # the default client, looked up per call: one call frame, not two
 

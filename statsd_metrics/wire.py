@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from decimal import Decimal
 from numbers import Integral, Real
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import quote, unquote
 
 COUNTER = "c"
@@ -99,7 +99,7 @@ def parse_tags(tags: TagsArg) -> dict[str, str | None]:
     return parsed
 
 
-def format_number(value: object) -> str:
+def format_number(value: Any) -> str:  # anything: checked here, at run time
     """A counter or gauge value: ints exactly, floats by shortest repr, never NaN or inf."""
     kind = type(value)
     if kind is int:
@@ -115,7 +115,7 @@ def format_number(value: object) -> str:
     return repr(value)
 
 
-def format_ms(value: object) -> str:
+def format_ms(value: Any) -> str:
     """A timing in milliseconds (microsecond resolution); `timedelta` is converted."""
     kind = type(value)
     if kind is float and 0.0 <= value < math.inf:  # the common case (Client.timing inlines it)
@@ -130,11 +130,11 @@ def format_ms(value: object) -> str:
     return text if isinstance(value, Integral) else f"{float(text):.3f}"
 
 
-def format_rate(rate: object) -> str:
+def format_rate(rate: Any) -> str:
     """`|@rate` for 0 < rate < 1, nothing for 1."""
     if rate == 1:
         return ""
-    if isinstance(rate, bool) or not isinstance(rate, Real) or not 0 < rate < 1:
+    if isinstance(rate, bool) or not isinstance(rate, Real) or not 0 < float(rate) < 1:
         raise Rejected("bad_rate", f"sample rate {rate!r} is not in (0, 1]")
     return f"|@{float(rate)!r}"
 
