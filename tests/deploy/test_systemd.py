@@ -172,3 +172,27 @@ def test_stop_within_timeoutstopsec_when_carbon_hangs_and_the_last_flush_is_spoo
     assert len(counted) == names, log.read_text()
     print(f"stop with Carbon hung took {took:.1f} s of TimeoutStopSec={timeout_stop:g}")
     assert took < timeout_stop / 2
+
+
+@pytest.mark.slow
+def test_the_storage_units_command_line_runs_and_stops_within_timeoutstopsec(start_up, tmp_path):
+    """`up` with the options of the storage unit's environment file (its data directory moved
+    under tmp_path, free ports added) starts, and SIGTERM to `up` alone, as KillMode=mixed
+    sends it, stops every part well inside TimeoutStopSec, exit status 0."""
+    path = DEPLOY / "systemd" / "statsd-metrics-storage.service"
+    timeout_stop = float(unit(path)["Service"]["TimeoutStopSec"])
+    environment = env_file(DEPLOY / "systemd" / "statsd-metrics-storage.env")
+    argv = exec_start(path, environment)
+    assert argv[:2] == [f"{INSTALL_BIN}/statsd-metrics", "up"]
+    data_dir = tmp_path / "var"
+    options = [str(data_dir) if arg == "/var/lib/statsd-metrics" else arg for arg in argv[2:]]
+    assert str(data_dir) in options
+    up = start_up(*options, data_dir=data_dir).wait_ready()
+    assert "statsd" not in up.addresses  # a storage host runs no aggregator
+    up.send_plaintext([f"unit.storage.points 1 {int(time.time())}"])
+    started = time.monotonic()
+    status = up.stop(timeout=timeout_stop)
+    took = time.monotonic() - started
+    print(f"storage stop took {took:.1f} s of TimeoutStopSec={timeout_stop:g}")
+    assert status == 0, up.stderr()
+    assert took < timeout_stop / 2
