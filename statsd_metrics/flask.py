@@ -125,8 +125,9 @@ def _words(config: Mapping[str, Any], name: str) -> frozenset[str]:
     value = config[name]
     if isinstance(value, str):
         return frozenset([value])
-    if isinstance(value, Iterable) and all(isinstance(word, str) for word in value):
-        return frozenset(value)
+    words = list(value) if isinstance(value, Iterable) else [value]
+    if all(isinstance(word, str) for word in words):
+        return frozenset(words)
     raise ValueError(_wrong(config, name, "a string or a list of strings"))
 
 
@@ -289,13 +290,11 @@ def client_from_config(config: Mapping[str, Any]) -> Client | None:
     if not isinstance(error, ConfigError):
         raise ValueError(f"the STATSD_* settings: {error}") from error
     name = next((n for n, option in ENVIRONMENT.items() if option == error.option), error.option)
-    where = (
-        "in app.config"
-        if name in config
-        else "in the environment"
-        if name in os.environ
-        else "not set"
-    )
+    where = "not set"
+    if name in config:
+        where = "in app.config"
+    elif name in os.environ:
+        where = "in the environment"
     raise ValueError(f"{name} ({where}): {error.why}") from error
 
 
