@@ -196,3 +196,30 @@ def test_the_storage_units_command_line_runs_and_stops_within_timeoutstopsec(sta
     print(f"storage stop took {took:.1f} s of TimeoutStopSec={timeout_stop:g}")
     assert status == 0, up.stderr()
     assert took < timeout_stop / 2
+
+
+@pytest.mark.slow
+def test_the_units_umask_lets_the_group_and_no_one_else_write_to_the_unix_socket(tmp_path):
+    """Applications send to a Unix socket as members of the group statsd-metrics: the socket
+    the daemon creates under the unit's UMask= is group-writable and closed to others."""
+    service = unit(DEPLOY / "systemd" / "statsd-aggregator.service")["Service"]
+    socket_path = tmp_path / "statsd.sock"
+    config = tmp_path / "aggregator.toml"
+    config.write_text(
+        f'port = {free_port(socket.SOCK_DGRAM)}\nmgmt_port = {free_port()}\ngraphite_host = ""\n'
+        f'unix_socket = "{socket_path}"\nspool_dir = "{tmp_path / "spool"}"\n'
+    )
+    log = tmp_path / "daemon.log"
+    with log.open("wb") as out:
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "aggregator", "--config", str(config)],
+            cwd=ROOT, stdout=out, stderr=out, umask=int(service["UMask"], 8),
+        )  # fmt: skip
+    try:
+        wait_until(socket_path.exists, what=f"the Unix socket: {log}")
+        mode = socket_path.stat().st_mode & 0o777
+    finally:
+        daemon.terminate()
+        daemon.wait(30)
+    assert mode & 0o060 == 0o060  # the group reads and writes
+    assert mode & 0o007 == 0  # others nothing
