@@ -156,8 +156,8 @@ class Flush:
     def clear(self, store: Store) -> None:
         config = self.config
         if config.deletes("counters"):
-            kept = {k: 0 for k in store.counters if any(n in k for n in INTERNAL_COUNTERS)}
-            store.counters = kept
+            kept = (k for k in store.counters if any(n in k for n in INTERNAL_COUNTERS))
+            store.counters = dict.fromkeys(kept, 0)
         else:
             store.counters = dict.fromkeys(store.counters, 0)
         if config.deletes("timers"):

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+from collections.abc import Callable
 
+_malloc_trim: Callable[[int], int] | None
 try:
     _malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or None).malloc_trim
 except (OSError, AttributeError):  # not glibc: nothing to do

@@ -34,7 +34,9 @@ class Controls(Protocol):
     """What the management interface needs from the daemon."""
 
     health: str
-    mgmt_token: str  # "" when the commands need no token
+
+    @property
+    def mgmt_token(self) -> str: ...  # "" when the commands need no token
 
     def status_lines(self) -> list[str]: ...
 

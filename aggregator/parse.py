@@ -171,10 +171,11 @@ class Parser:
                 if "|" in typ:
                     typ, _, extra = typ.partition("|")
                     extra = extra.partition("|")[0]
-                    rate = rates.get(extra) or self._rate(extra)
-                    if rate is None:
+                    sampled = rates.get(extra) or self._rate(extra)
+                    if sampled is None:
                         iv.reject("bad_sample_rate")
                         continue
+                    rate = sampled
                 if typ == "s":
                     members = iv.sets.get(key)
                     if members is None:
@@ -205,10 +206,10 @@ class Parser:
                             values = timers[key] = array("d")
                         values.append(v)
                         if rate != 1.0 or key in timer_counts:
-                            count = timer_counts.get(key)
-                            if count is None:
-                                count = len(values) - 1.0
-                            timer_counts[key] = count + 1 / rate
+                            scaled = timer_counts.get(key)
+                            if scaled is None:
+                                scaled = len(values) - 1.0
+                            timer_counts[key] = scaled + 1 / rate
                     elif typ == "g":
                         self._gauge(key, value, v, iv)
                     else:

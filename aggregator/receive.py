@@ -26,6 +26,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from typing import cast
 
 from .config import Config
 from .memory import release_memory
@@ -210,7 +211,7 @@ class Receiver:
         self.selector.register(self.control, selectors.EVENT_READ)
         while True:
             for key, _ in self.selector.select():
-                sock = key.fileobj
+                sock = cast(socket.socket, key.fileobj)  # or the control pipe
                 if sock is self.control:
                     if not self.command():
                         return

@@ -8,6 +8,7 @@ timestamp. Whatever the byte or age limits (or a full disk) throw away is counte
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import logging
 import os
@@ -84,7 +85,7 @@ class Spool:
         self.entries.remove(entry)
         self._lost(entry.ts, lines, why)
 
-    def add(self, payload: list[bytes], ts: int) -> None:
+    def add(self, payload: list[builtins.bytes], ts: int) -> None:  # not the property below
         size = sum(map(len, payload))
         if size > self.max_bytes:
             self._lost(ts, _lines(payload), "larger than spool_max_bytes")
@@ -110,7 +111,7 @@ class Spool:
         for entry in [e for e in self.entries if e.ts < limit]:
             self._drop(entry, "older than spool_max_age")
 
-    def oldest(self) -> tuple[Entry, bytes] | None:
+    def oldest(self) -> tuple[Entry, builtins.bytes] | None:
         """The next payload to replay, after expiring what is too old."""
         self.expire()
         while self.entries:

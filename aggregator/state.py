@@ -14,6 +14,7 @@ from __future__ import annotations
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from .daily import DailySets
 
@@ -30,7 +31,7 @@ class Gauge:
 def replay(previous: float | None, writes: list[Gauge]) -> float:
     """A gauge's value after `writes` (from any receivers), in arrival order."""
     last = max((g for g in writes if g.value is not None), key=lambda g: g.set_seq, default=None)
-    if last is None:
+    if last is None or last.value is None:
         value, start = (0 if previous is None else previous), -1
     else:
         value, start = last.value, last.set_seq
@@ -71,7 +72,10 @@ class Interval:
 
     def drop(self, kind: str, patterns: list[str]) -> None:
         """Forget keys of `kind` matching mgmt delete arguments (exact or `prefix.*`)."""
-        maps = {"counters": [self.counters], "gauges": [self.gauges]}
+        maps: dict[str, list[dict[str, Any]]] = {
+            "counters": [self.counters],
+            "gauges": [self.gauges],
+        }
         maps["timers"] = [self.timers, self.timer_counts]
         for mapping in maps[kind]:
             for key in matching(mapping, patterns):
@@ -128,9 +132,9 @@ class Store:
                 (f"{prefix_stats}.metrics_received", iv.metrics),
             ):
                 counters[key] = counters.get(key, 0) + value
-            for key, value in iv.counters.items():
+            for key, increment in iv.counters.items():
                 if self._room(counters, key, dropped):
-                    counters[key] = counters.get(key, 0) + value
+                    counters[key] = counters.get(key, 0) + increment
             for key, values in iv.timers.items():
                 if not self._room(self.timers, key, dropped):
                     continue
@@ -144,11 +148,11 @@ class Store:
             for key, members in iv.sets.items():
                 if not self._room(self.sets, key, dropped):
                     continue
-                mine = self.sets.get(key)
-                if mine is None:
+                seen = self.sets.get(key)
+                if seen is None:
                     self.sets[key] = members
                 else:
-                    mine |= members
+                    seen |= members
         self._merge_gauges(intervals, gauge_ttl, dropped)
         if dropped[0]:
             key = f"{prefix_stats}.bad_lines_seen"
@@ -174,7 +178,12 @@ class Store:
 
     def drop(self, kind: str, pattern: str) -> list[str]:
         """mgmt delcounters/deltimers/delgauges: remove keys matching one argument."""
-        mapping = {"counters": self.counters, "timers": self.timers, "gauges": self.gauges}[kind]
+        kinds: dict[str, dict[str, Any]] = {
+            "counters": self.counters,
+            "timers": self.timers,
+            "gauges": self.gauges,
+        }
+        mapping = kinds[kind]
         deleted = matching(mapping, [pattern])
         for key in deleted:
             del mapping[key]

@@ -97,7 +97,7 @@ def timer_fields(
     i = 0
     for limit in bins:
         start = i
-        if limit == "inf":
+        if isinstance(limit, str):  # "inf", the only string the config lets through
             i = n
         else:
             while i < n and values[i] < limit:

@@ -12,6 +12,8 @@ See docs/client.md. Nothing here raises into the application; drops are counted 
 `Client.stats()`.
 """
 
+__version__ = "0.1.0"  # the one place; setup.cfg reads it (version = attr: ...)
+
 from .client import Client
 from .default import (
     configure,

@@ -76,25 +76,51 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
 
-def _flag(value: object) -> bool:
+class ConfigError(ValueError):
+    """A client option that cannot be used: `option` is its argument name, `why` the reason."""
+
+    def __init__(self, option: str, why: str) -> None:
+        super().__init__(f"{option}: {why}")
+        self.option, self.why = option, why
+
+
+def _flag(value: object, name: str) -> bool:
     if isinstance(value, str):
         if value.strip().lower() in _TRUE | _FALSE:
             return value.strip().lower() in _TRUE
-        raise ValueError(f"{value!r} is not a boolean")
+        raise ConfigError(name, f"{value!r} is not a boolean")
     return bool(value)
 
 
 def _positive(value: object, kind: type, name: str) -> Any:
-    number = kind(value)
+    what = "an integer" if kind is int else "a number"
+    try:
+        if isinstance(value, bool) or (
+            kind is int and isinstance(value, float) and not value.is_integer()
+        ):
+            raise TypeError
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(name, f"{value!r} is not {what}") from None
     if not number > 0:
-        raise ValueError(f"{name} must be > 0, not {value!r}")
+        raise ConfigError(name, f"must be > 0, not {value!r}")
     return number
 
 
 def _constant_tags(tags: TagsArg | str) -> dict[str, str | None]:
     if isinstance(tags, str):  # the environment's form: "env:prod,region:eu"
         tags = [tag.strip() for tag in tags.split(",") if tag.strip()]
-    return parse_tags(tags)
+    try:
+        return parse_tags(tags)
+    except (Rejected, TypeError, ValueError) as exc:
+        raise ConfigError("tags", str(exc)) from None
+
+
+def _prefix(prefix: str | None) -> str:
+    try:
+        return sanitize_name(prefix) + "." if prefix else ""
+    except (Rejected, TypeError, ValueError) as exc:
+        raise ConfigError("prefix", str(exc)) from None
 
 
 def _open_transport(
@@ -105,23 +131,23 @@ def _open_transport(
     kind = (transport or "udp").strip().lower() if socket_path is None else "unix"
     if kind == "unix":
         if not socket_path:
-            raise ValueError("the unix transport needs socket_path")
+            raise ConfigError("socket_path", "the unix transport needs one")
         return UnixTransport(str(socket_path), stats, clock, timeout)
     if kind not in ("udp", "tcp"):
-        raise ValueError(f"transport must be udp, tcp or unix, not {transport!r}")
+        raise ConfigError("transport", f"must be udp, tcp or unix, not {transport!r}")
     if not isinstance(host, str) or not host:
-        raise ValueError(f"host must be a non-empty str, not {host!r}")
-    port = int(port)
-    if not 0 < port < 65536:
-        raise ValueError(f"port {port} is out of range")
-    family = socket.AF_INET6 if _flag(ipv6) else 0
+        raise ConfigError("host", f"must be a non-empty str, not {host!r}")
+    number: int = _positive(port, int, "port")
+    if not 0 < number < 65536:
+        raise ConfigError("port", f"{number} is not between 1 and 65535")
+    family = socket.AF_INET6 if _flag(ipv6, "ipv6") else 0
     if kind == "udp":
         return UDPTransport(
-            host, port, stats, clock=clock, resolver=resolver, resolve_interval=resolve_interval,
-            family=family,
+            host, number, stats, clock=clock, resolver=resolver,
+            resolve_interval=resolve_interval, family=family,
         )  # fmt: skip
     return TCPTransport(
-        host, port, stats, clock=clock, resolver=resolver, resolve_interval=resolve_interval,
+        host, number, stats, clock=clock, resolver=resolver, resolve_interval=resolve_interval,
         timeout=timeout, family=family,
     )  # fmt: skip
 
@@ -215,7 +241,9 @@ class Client:
         self._max_size = 1432
         self._closed = False
         self._capture: registry.Capture | None = None
+        self._write: Callable[[str], None]  # where a line goes now: set by redirect()
         self._config_error: str | None = None
+        self._config_problem: Exception | None = None
         self._transport: Transport | None = None
         self._buffer: Buffer | None = None
         self._apart = ApartSets(1432, 100_000)  # set_apart's members, sent in their own payloads
@@ -224,7 +252,7 @@ class Client:
         self._interval = 0.25
         self._rounds = 0
         try:
-            self._prefix = sanitize_name(prefix) + "." if prefix else ""
+            self._prefix = _prefix(prefix)
             self._constant = _constant_tags(tags)
             size = max_packet_size if maxudpsize is None else maxudpsize
             self._max_size = _positive(size, int, "max_packet_size")
@@ -240,7 +268,7 @@ class Client:
             self._constant_part = format_tags(None, self._constant)
             self._plain = {code: f"|{code}{self._constant_part}" for code in self._plain}
             resolves = isinstance(self._transport, NetworkTransport) and self._transport.resolves
-            if _flag(buffered):
+            if _flag(buffered, "buffered"):
                 self._buffer = Buffer(self._max_size, _positive(max_queue, int, "max_queue"))
                 self._worker = Worker(self._tick, "statsd-metrics-flusher")
             elif resolves:
@@ -248,6 +276,7 @@ class Client:
             if self._worker is not None:
                 self._worker.start()
         except Exception as exc:
+            self._config_problem = exc
             self._config_error = f"{type(exc).__name__}: {exc}"
             logger.error("statsd_metrics: invalid configuration, all metrics dropped: %s", exc)
         registry.register(self)
@@ -309,7 +338,7 @@ class Client:
         except Exception as exc:
             self._reject(exc)
 
-    def set_apart(self, stat: str, value: str | int, tags: TagsArg = None) -> None:
+    def set_apart(self, stat: str, value: str | float, tags: TagsArg = None) -> None:
         """Add `value` to set `stat`, never in a payload or at a moment of any other metric.
 
         For members that must not be tied to what else a request sends (user pseudonyms): they
@@ -423,7 +452,7 @@ class Client:
                 return
             self.flush()
             self._closed = True
-            self._redirect(self._capture)
+            self.redirect(self._capture)
             if self._worker is not None:
                 self._worker.stop(self._timeout + 1.0)
             self.flush()  # what arrived between the first flush and the switch
@@ -433,6 +462,12 @@ class Client:
             registry.unregister(self)
         except Exception as exc:
             self._internal_error(exc)
+
+    @property
+    def config_error(self) -> Exception | None:
+        """Why every metric is dropped as `bad_config` (a `ConfigError` names the option), or
+        None. The Flask extension raises it at `init_app`, under the setting's name."""
+        return self._config_problem
 
     def stats(self) -> dict[str, object]:
         """What this client sent and dropped: `sent_lines`, `sent_payloads`, `queued_lines`,
@@ -494,8 +529,9 @@ class Client:
 
     # -- where lines go --------------------------------------------------------------------
 
-    def _redirect(self, capture: registry.Capture | None) -> None:
-        """Point `_write` where lines must go now (see registry: the test recorder)."""
+    def redirect(self, capture: registry.Capture | None) -> None:
+        """Point `_write` where lines must go now. Part of `registry.Member`, the interface
+        the registry (the test recorder, at fork and at exit) uses; not for applications."""
         self._capture = capture
         self._random = (lambda: 0.0) if capture is not None else self._random_source
         if self._closed:
@@ -584,9 +620,9 @@ class Client:
         self._stats.dropped("error", 1, f"{type(exc).__name__}: {exc}")
         logger.debug("statsd_metrics: internal error", exc_info=exc)
 
-    def _after_fork(self) -> None:
-        """In a forked child (see registry): a fresh account and socket, an empty buffer, and
-        a new flusher thread."""
+    def after_fork(self) -> None:
+        """In a forked child: a fresh account and socket, an empty buffer, and a new flusher
+        thread. Part of `registry.Member`; the registry calls it, applications do not."""
         self._stats.reset()
         if self._buffer is not None:
             self._buffer.clear()

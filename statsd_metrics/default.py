@@ -35,7 +35,7 @@ _client: Client | None = None
 _lock = threading.Lock()
 
 
-def options_from_environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+def options_from_environment(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     return {option: environ[name] for name, option in ENVIRONMENT.items() if name in environ}
 
 

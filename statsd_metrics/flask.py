@@ -44,6 +44,7 @@ logged once and the request goes on.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 
 from statsd_metrics.binding import ClientBinding
-from statsd_metrics.client import Client
+from statsd_metrics.client import Client, ConfigError
 from statsd_metrics.default import ENVIRONMENT, options_from_environment
 from statsd_metrics.paths import segment
 from statsd_metrics.shared_gauge import SharedGauge
@@ -114,23 +115,27 @@ class Settings:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
         """Checked at start-up: a bad setting is an error now, not odd metrics later."""
+        if not isinstance(config["STATSD_METRICS_ENABLED"], bool):
+            raise ValueError(_wrong(config, "STATSD_METRICS_ENABLED", "True or False"))
         key = config["STATSD_METRICS_KEY"]
         if key not in ("endpoint", "rule"):
-            raise ValueError(f"STATSD_METRICS_KEY must be 'endpoint' or 'rule', not {key!r}")
+            raise ValueError(_wrong(config, "STATSD_METRICS_KEY", "'endpoint' or 'rule'"))
+        if not isinstance(config["STATSD_METRICS_UNMATCHED"], str):
+            raise ValueError(_wrong(config, "STATSD_METRICS_UNMATCHED", "a string"))
         return cls(
             key=key,
-            exclude_endpoints=_words(config["STATSD_METRICS_EXCLUDE_ENDPOINTS"]),
-            exclude_rules=_words(config["STATSD_METRICS_EXCLUDE_RULES"]),
+            exclude_endpoints=_words(config, "STATSD_METRICS_EXCLUDE_ENDPOINTS"),
+            exclude_rules=_words(config, "STATSD_METRICS_EXCLUDE_RULES"),
             unmatched=segment(config["STATSD_METRICS_UNMATCHED"], fallback="unmatched"),
-            sizes=_sizes(config["STATSD_METRICS_SIZES"]),
-            size_exclude_endpoints=_words(config["STATSD_METRICS_SIZE_EXCLUDE_ENDPOINTS"]),
+            sizes=_sizes(config, "STATSD_METRICS_SIZES"),
+            size_exclude_endpoints=_words(config, "STATSD_METRICS_SIZE_EXCLUDE_ENDPOINTS"),
         )
 
 
-def _sizes(mode: str) -> str:
-    if mode not in ("buckets", "exact", "off"):
-        raise ValueError(f"STATSD_METRICS_SIZES must be 'buckets', 'exact' or 'off', not {mode!r}")
-    return mode
+def _sizes(config: Mapping[str, Any], name: str) -> str:
+    if config[name] not in ("buckets", "exact", "off"):
+        raise ValueError(_wrong(config, name, "'buckets', 'exact' or 'off'"))
+    return str(config[name])
 
 
 def power_of_two(size: int) -> int:
@@ -138,8 +143,18 @@ def power_of_two(size: int) -> int:
     return 1 << (size - 1).bit_length() if size > 0 else 0
 
 
-def _words(value: str | Iterable[str]) -> frozenset[str]:
-    return frozenset([value] if isinstance(value, str) else value)
+def _wrong(config: Mapping[str, Any], name: str, expected: str) -> str:
+    return f"{name} must be {expected}, not {config[name]!r}"
+
+
+def _words(config: Mapping[str, Any], name: str) -> frozenset[str]:
+    value = config[name]
+    if isinstance(value, str):
+        return frozenset([value])
+    words = list(value) if isinstance(value, Iterable) else [value]
+    if all(isinstance(word, str) for word in words):
+        return frozenset(words)
+    raise ValueError(_wrong(config, name, "a string or a list of strings"))
 
 
 class AppMetrics(ClientBinding):
@@ -190,7 +205,7 @@ class AppMetrics(ClientBinding):
 
         def preprocess_request() -> Any:
             try:
-                req = request._get_current_object()  # one proxy lookup, not one per attribute
+                req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup, not one per attribute
                 rule = req.url_rule
                 route = routes.get(id(rule)) or self.route(rule)
                 if not route.excluded:
@@ -295,7 +310,20 @@ def client_from_config(config: Mapping[str, Any]) -> Client | None:
     options = {option: config[name] for name, option in ENVIRONMENT.items() if name in config}
     if not options:
         return None
-    return Client(**{**options_from_environment(), **options})
+    client = Client(**{**options_from_environment(), **options})
+    error = client.config_error
+    if error is None:
+        return client
+    client.close()
+    if not isinstance(error, ConfigError):
+        raise ValueError(f"the STATSD_* settings: {error}") from error
+    name = next((n for n, option in ENVIRONMENT.items() if option == error.option), error.option)
+    where = "not set"
+    if name in config:
+        where = "in app.config"
+    elif name in os.environ:
+        where = "in the environment"
+    raise ValueError(f"{name} ({where}): {error.why}") from error
 
 
 class StatsdMetrics:

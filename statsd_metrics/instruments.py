@@ -34,7 +34,7 @@ import os
 import sys
 from collections.abc import Callable
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from .wire import Rejected
 
@@ -147,12 +147,14 @@ def _decorate(func: Callable, enter: Enter, leave: Leave) -> Callable:
     return functools.wraps(func)(wrapper)
 
 
-def build(kind: type[_Instrument], target: Target, stat: object, *options: Any) -> Any:
+def build(
+    kind: type[_Instrument], target: Target, stat: str | Callable[..., Any] | None, *options: Any
+) -> Any:
     """An instrument named `stat`; or, when `stat` is the function itself (a bare `@timed`),
     that function wrapped by an instrument with the default name."""
     if callable(stat):
         return kind(target, None, *options)(stat)
-    return kind(target, stat, *options)  # type: ignore[arg-type]  # a bad name is counted
+    return kind(target, stat, *options)  # a bad name is counted
 
 
 class _Instrument:
@@ -214,19 +216,20 @@ class Timer(_Instrument):
 
     def _hooks(self, name: str | None) -> tuple[Enter, Leave]:
         target, rate, tags = self._target, self.rate, self.tags
+        name = cast(str, name)  # a block timer without a name: the client counts it as bad
         clock = perf_counter  # read when decorating, so that a test can substitute a clock
         if callable(target):  # the default client, looked up per call: one call frame, not two
 
             def leave(start: float, exc: BaseException | None) -> None:
                 self.ms = ms = (clock() - start) * 1000.0
-                target().timing(name, ms, rate, tags)  # type: ignore[arg-type]
+                target().timing(name, ms, rate, tags)
 
         else:
             timing = target.timing
 
             def leave(start: float, exc: BaseException | None) -> None:
                 self.ms = ms = (clock() - start) * 1000.0
-                timing(name, ms, rate, tags)  # type: ignore[arg-type]
+                timing(name, ms, rate, tags)
 
         return clock, leave
 

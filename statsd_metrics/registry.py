@@ -8,6 +8,9 @@
 
 Clients are held weakly: a buffered client stays alive through its flusher thread until it is
 closed, so nothing it buffered is lost; an unbuffered one holds nothing worth keeping.
+
+The registry knows a client only as a `Member`: three public methods, so the client's insides
+can change without this module following them.
 """
 
 from __future__ import annotations
@@ -17,30 +20,41 @@ import os
 import threading
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .client import Client
+from typing import Protocol
 
 Capture = Callable[[str], None]
 
+
+class Member(Protocol):
+    """What the registry asks of a client (`statsd_metrics.Client` is one)."""
+
+    def redirect(self, capture: Capture | None) -> None:
+        """From now on, write lines to `capture`; with None, where the client's settings say."""
+
+    def after_fork(self) -> None:
+        """In a forked child: forget the parent's buffered lines, socket, locks and thread."""
+
+    def close(self) -> None:
+        """Send what is buffered and release everything."""
+
+
 _lock = threading.Lock()
-_clients: weakref.WeakSet[Client] = weakref.WeakSet()
+_clients: weakref.WeakSet[Member] = weakref.WeakSet()
 _captures: list[Capture] = []
 
 
-def register(client: Client) -> None:
+def register(client: Member) -> None:
     with _lock:
         _clients.add(client)
-        client._redirect(_captures[-1] if _captures else None)
+        client.redirect(_captures[-1] if _captures else None)
 
 
-def unregister(client: Client) -> None:
+def unregister(client: Member) -> None:
     with _lock:
         _clients.discard(client)
 
 
-def clients() -> list[Client]:
+def clients() -> list[Member]:
     with _lock:
         return list(_clients)
 
@@ -50,7 +64,7 @@ def push_capture(capture: Capture) -> None:
     with _lock:
         _captures.append(capture)
         for client in _clients:
-            client._redirect(capture)
+            client.redirect(capture)
 
 
 def pop_capture(capture: Capture) -> None:
@@ -59,7 +73,7 @@ def pop_capture(capture: Capture) -> None:
             _captures.remove(capture)
         active = _captures[-1] if _captures else None
         for client in _clients:
-            client._redirect(active)
+            client.redirect(active)
 
 
 def _close_all() -> None:
@@ -71,7 +85,7 @@ def _after_fork_in_child() -> None:
     global _lock
     _lock = threading.Lock()
     for client in list(_clients):
-        client._after_fork()
+        client.after_fork()
 
 
 atexit.register(_close_all)

@@ -84,7 +84,7 @@ class Recorder:
     def total(self, name: str, tags: dict[str, str | None] | None = None) -> float:
         """The sum of counter `name`'s increments, as the aggregator will count them (each
         scaled by 1/rate)."""
-        return sum(metric.value / metric.rate for metric in self.filter(name, COUNTER, tags))  # type: ignore[operator]
+        return sum(float(metric.value) / metric.rate for metric in self.filter(name, COUNTER, tags))
 
     def clear(self) -> None:
         with self._lock:
@@ -125,7 +125,7 @@ class Recorder:
         if found:
             raise AssertionError(f"{name!r} was emitted: {found}")
 
-    def _assert_one(self, name, kind, tags, check, what) -> Metric:  # type: ignore[no-untyped-def]
+    def _assert_one(self, name, kind, tags, check, what) -> Metric:
         candidates = self.filter(name, kind, tags)
         matching = [metric for metric in candidates if check(metric)]
         if matching:

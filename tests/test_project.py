@@ -1,5 +1,6 @@
 """Checks on the project's own promises: the README's quick start and the package layout."""
 
+import configparser
 import re
 from pathlib import Path
 
@@ -26,3 +27,35 @@ def test_ci_runs_the_readme_test_command():
 def test_no_importable_graphite_package():
     # graphite-web owns the name `graphite`; ours is a configuration folder only.
     assert not (ROOT / "graphite" / "__init__.py").exists()
+
+
+def setup_cfg() -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(ROOT / "setup.cfg")
+    return parser
+
+
+def test_version_has_one_source_and_a_changelog_entry():
+    import statsd_metrics
+
+    assert setup_cfg()["metadata"]["version"] == "attr: statsd_metrics.__version__"
+    released = re.findall(r"^## (\d+\.\d+\.\d+) - \d{4}-\d\d-\d\d$", changelog(), re.M)
+    assert statsd_metrics.__version__ in released
+
+
+def changelog() -> str:
+    return (ROOT / "CHANGELOG.md").read_text()
+
+
+def test_license_file_is_the_license_the_metadata_declares():
+    metadata = setup_cfg()["metadata"]
+    assert metadata["license"] == "MIT"
+    assert metadata["license_files"] == "LICENSE"
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License\n")
+
+
+def test_typed_packages_ship_their_marker():
+    package_data = setup_cfg()["options.package_data"]
+    for package in ("statsd_metrics", "aggregator"):
+        assert (ROOT / package / "py.typed").is_file()
+        assert "py.typed" in package_data[package]

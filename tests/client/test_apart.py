@@ -84,7 +84,7 @@ def test_the_recorder_sees_members_at_once(make_client):
 
 def test_bad_members_and_a_closed_client_are_counted_drops(udp):
     client = udp()
-    client.set_apart("users.active", 3.5)  # not a str or an int
+    client.set_apart("users.active", b"raw")  # not a str, int or float
     client.close()
     client.set_apart("users.active", "late")
     dropped = client.stats()["dropped"]
