@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import tomllib
 from pathlib import Path
 
@@ -51,6 +52,14 @@ def aggregator_settings(user_config: Path | None = None) -> dict[str, object]:
     return {**settings, "tag_mode": "path"}
 
 
+def host_tag(setting: str, index: int) -> str:
+    """Each of several aggregators on this machine writes its own series: the host tag (the
+    host name unless set) and the aggregator's number. With one tag for all, the aggregators
+    would write the same paths and overwrite each other's points in Whisper."""
+    name = socket.gethostname() or "localhost" if setting == "auto" else setting
+    return f"{name}-{index}"
+
+
 def render(
     layout: Layout, templates: Path = GRAPHITE_DIR, aggregator_config: Path | None = None
 ) -> None:
@@ -58,6 +67,8 @@ def render(
     settings = aggregator_settings(aggregator_config) if layout.aggregators else {}
     for agg in layout.aggregators:
         own = {**settings, "spool_dir": str(layout.spool_dir(agg))}
+        if len(layout.aggregators) > 1:
+            own["host_tag"] = host_tag(str(settings.get("host_tag") or "auto"), agg.index)
         _write(layout.aggregator_conf(agg), json.dumps(own, indent=2) + "\n")
     for cache in layout.caches:
         conf = layout.carbon_conf(cache)

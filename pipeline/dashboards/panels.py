@@ -39,6 +39,26 @@ WIDTH = 12  # half of Grafana's 24-column grid
 HEIGHT = 8
 
 
+def tagged(path: str, field: str = "") -> str:
+    """Every series of `path`, whatever its tags: none, or the one segment the aggregator folds
+    them into right after the name (constant tags, the host tag; docs/metrics.md, "Tags").
+    `field` is what follows the name (a timer's `upper_90`, a set's `count`)."""
+    tail = f".{field}" if field else ""
+    return f"group({path}{tail}, {path}.*{tail})"
+
+
+def by(target: str, node: int, how: str) -> str:
+    """One series per value of `node` (0-based), named by it, the rest (hosts, tag sets, the
+    other values of a glob) combined by `how`: sumSeries for counts and levels that add up,
+    maxSeries for peaks and percentiles, averageSeries for means, minSeries for what is left."""
+    return f"groupByNode({target}, {node}, '{how}')"
+
+
+def total(path: str, how: str = "sumSeries") -> str:
+    """All the series of `path`, every tag set and host, combined into one."""
+    return f"{how}({tagged(path)})"
+
+
 def counts(target: str) -> str:
     """Per-interval counts: merged points add up."""
     return f"consolidateBy({target}, 'sum')"

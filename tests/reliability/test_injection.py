@@ -107,7 +107,7 @@ def test_hostile_strings_through_a_live_aggregator_make_exactly_the_expected_ser
     tagged = {p for p in counters if p.startswith("tagged.")}
     assert counters - tagged == names  # one series per distinct name, nothing else
     assert len(tagged) == len({sanitize_tag(t) for t in HOSTILE})
-    assert all(p.count(".") == 2 for p in tagged)  # tagged.<key>.<value>: never more levels
+    assert all(p.count(".") == 1 for p in tagged)  # tagged.<key>-<value>: one level, no more
     assert flush["stats.sets.inj.members.count"] == str(len(set(HOSTILE)))  # distinct stay so
     received = float(flush["stats_counts.statsd.metrics_received"])
     assert (flush["stats_counts.statsd.bad_lines_seen"], received) == (
