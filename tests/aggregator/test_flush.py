@@ -388,7 +388,8 @@ def test_host_tag_auto_is_the_machines_name(monkeypatch):
 
 def test_set_paths_of_another_field_fold_like_count():
     namer = Namer(from_mapping({"tag_mode": "path", "global_suffix": "x"}))
-    assert namer.set_path("app.users.active;env=prod") == "stats.sets.app.users.active.env-prod.count.x"
+    count = namer.set_path("app.users.active;env=prod")
+    assert count == "stats.sets.app.users.active.env-prod.count.x"
     assert (
         namer.set_path("app.users.active;env=prod", "daily_count")
         == "stats.sets.app.users.active.env-prod.daily_count.x"

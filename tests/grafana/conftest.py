@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -301,9 +302,14 @@ class Live:
             self.collector = None
 
 
+QUOTED_DURATION = re.compile(r"'(\d+)(min|s|h)'")
+UNIT = {"s": 1, "min": 60, "h": 3600}
+
+
 def scaled_rules(source: Path, target: Path, factor: float) -> Path:
-    """A copy of the rule files with every duration (group interval, `for`, query ranges)
-    multiplied by `factor`: the same queries and thresholds on a test's time scale."""
+    """A copy of the rule files with every duration (group interval, `for`, query ranges, and
+    the windows quoted inside queries such as movingSum's '3min') multiplied by `factor`: the
+    same queries and thresholds on a test's time scale."""
     target.mkdir(parents=True, exist_ok=True)
     for path in source.glob("*.yaml"):
         document = yaml.safe_load(path.read_text())
@@ -315,6 +321,11 @@ def scaled_rules(source: Path, target: Path, factor: float) -> Path:
                     window = item.get("relativeTimeRange")
                     if window:
                         item["relativeTimeRange"] = {k: v * factor for k, v in window.items()}
+                    if "target" in item["model"]:
+                        item["model"]["target"] = QUOTED_DURATION.sub(
+                            lambda m: f"'{int(m[1]) * UNIT[m[2]] * factor:g}s'",
+                            item["model"]["target"],
+                        )
         (target / path.name).write_text(yaml.safe_dump(document, sort_keys=False))
     return target
 

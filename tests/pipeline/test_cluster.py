@@ -114,7 +114,8 @@ def test_two_aggregators_feed_the_relay_and_every_count_of_the_same_names_lands(
     wait_for(lambda: counted() == expected, what="all 2,400 counts")
     assert sum(counted().values()) == 2400
     hosts = {s["target"].rsplit(".", 1)[1] for s in up.render("stats_counts.cluster.*.*", start)}
-    assert len(hosts) == 2 and all(h.startswith("host-") for h in hosts), hosts
+    assert len(hosts) == 2, hosts
+    assert all(h.startswith("host-") for h in hosts), hosts
     gauges = {s["target"] for s in up.render("stats.gauges.cluster.a1.*.*", start)}
     assert len(gauges) == 40
     where = {m: locations(up, m) for m in gauges}
