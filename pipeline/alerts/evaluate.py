@@ -76,10 +76,18 @@ class HttpRenderAPI:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")[:200]
+            detail = one_line(exc.read().decode(errors="replace"))
             raise QueryError(f"render API answered {exc.code}: {detail}") from None
         except (OSError, ValueError) as exc:
             raise QueryError(f"render API {self.url}: {exc}") from None
+
+
+def one_line(body: str, limit: int = 160) -> str:
+    """What an error page says, on one line: a render API's 500 is often a whole Python
+    traceback, whose last line names the error; a table row must not be broken by it."""
+    lines = [line.strip() for line in re.sub(r"<[^>]+>", " ", body).splitlines()]
+    text = " ".join(next((line for line in reversed(lines) if line), "").split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def fix_interval_format(target: str) -> str:

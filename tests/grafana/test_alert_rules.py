@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.alerts import evaluate
+from pipeline.alerts.cli import table
 from pipeline.alerts.evaluate import (
     ALERTING,
     ERROR,
@@ -455,6 +456,41 @@ def test_http_render_api_posts_what_grafana_backend_posts():
     )
     assert urllib.parse.parse_qs(body.decode())["target"] == ["sumSeries(a.*, b)"]
     assert evaluate.parse_series(answer)[0].values == [1.5, None]
+
+
+def test_a_render_api_traceback_is_one_line_of_the_table():
+    # Before: graphite-render's 500 page (a whole traceback) went into the error verbatim and
+    # broke the `alerts check` table over many lines.
+    page = (
+        b'<html><pre>Traceback (most recent call last):\n  File "app.py", line 1\n'
+        b"    raise ValueError\nZeroDivisionError: float division by zero\n</pre></html>"
+    )
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(500)
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        api = HttpRenderAPI(f"http://127.0.0.1:{server.server_port}")
+        state = rule_state(make_rule(pending=0), api, NOW)
+    finally:
+        server.shutdown()
+        server.server_close()
+    (instance,) = state.instances
+    assert instance.state == ERROR
+    assert instance.error == ("render API answered 500: ZeroDivisionError: float division by zero")
+    rows = table([state]).splitlines()
+    assert len(rows) == 2
+    assert rows[1].startswith("Error")
 
 
 def test_http_render_api_names_an_unreachable_server():

@@ -32,7 +32,7 @@ POLL = 0.5
 
 class Watch:
     def __init__(self, live) -> None:
-        self.rules = load(live.rules_dir, {"STATSD_METRICS_PREFIX": live.prefix})
+        self.rules = load(live.rules_dir, {})
         self.api = HttpRenderAPI(live.render_url)
         self.history: list[dict[str, str]] = []
 
@@ -45,7 +45,8 @@ class Watch:
         """Wait until every rule has stayed Normal for a whole window (the longest rule's,
         10 s scaled): a ratio dying away can dip under its threshold and come back. Rules
         outside `allowed` (if given) must not even go pending meanwhile."""
-        calm_for = max(r.nodes["A"].start for r in self.rules)
+        # The rules that read the last point of an hour (no data, spool) are calm at once.
+        calm_for = max(r.nodes["A"].start for r in self.rules if r.nodes["B"].reducer != "last")
         deadline = time.monotonic() + timeout
         calm_since = time.monotonic()
         while time.monotonic() - calm_since < calm_for:
@@ -100,7 +101,7 @@ def alerts_check(live, *args: str) -> str:
     """`statsd-metrics alerts check` itself (python -m pipeline), on the scaled rule files."""
     result = subprocess.run(
         [sys.executable, "-m", "pipeline", "alerts", "check", "--render-url", live.render_url,
-         "--rules", str(live.rules_dir), "--set", f"STATSD_METRICS_PREFIX={live.prefix}", *args],
+         "--rules", str(live.rules_dir), *args],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
