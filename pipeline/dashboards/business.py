@@ -72,6 +72,7 @@ def build() -> dict:
                         named(counts(total(f"{OUTCOME}.rate_limited")), "rate limited (429)"),
                         description="Calls that failed (5xx, timeout, connection) and calls "
                         "refused by the API's rate limit.",
+                        colors={"errors": "red", "rate limited (429)": "orange"},
                     ),
                     graph(
                         "Call latency p90 by endpoint",

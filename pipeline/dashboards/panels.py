@@ -24,6 +24,8 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models.dashboard import (
     DashboardCursorSync,
+    DynamicConfigValue,
+    MatcherConfig,
     VariableOption,
     VariableRefresh,
     VariableSort,
@@ -114,8 +116,14 @@ def graph(
     unit: str = "short",
     description: str = "",
     stacked: bool = False,
+    colors: dict[str, str] | None = None,
 ) -> timeseries.Panel:
-    """A time-series panel whose queries are Graphite targets, refIds A, B, C..."""
+    """A time-series panel whose queries are Graphite targets, refIds A, B, C...
+
+    `colors` fixes the colour of series by name (`{"failed": "red"}`: a byNames override),
+    where the palette's order would give the wrong meaning (failed logins in green); the
+    preview draws them so too.
+    """
     panel = (
         timeseries.Panel()
         .title(title)
@@ -143,6 +151,10 @@ def graph(
         panel = panel.stacking(common_builders.StackingConfig().mode(common.StackingMode.NORMAL))
     for ref_id, target in zip(string.ascii_uppercase, targets, strict=False):
         panel = panel.with_target(Query(target).ref_id(ref_id).datasource(DATASOURCE))
+    for name, color in (colors or {}).items():
+        fixed = DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": color})
+        matcher = MatcherConfig(id_val="byNames", options={"mode": "include", "names": [name]})
+        panel = panel.with_override(matcher, [fixed])
     return panel
 
 

@@ -45,6 +45,7 @@ def build() -> dict:
                         ),
                         description="Lines rejected (malformed, invalid name, oversized...): "
                         "counted and dropped.",
+                        colors={"bad lines": "red"},
                     ),
                     graph(
                         "Flush time",

@@ -38,6 +38,7 @@ def build() -> dict:
                         "Success ratio (2xx and 3xx share)",
                         named(f"asPercent({SUCCEEDED}, {RESPONSES})", "success"),
                         unit="percent",
+                        colors={"success": "green"},
                     ),
                     graph(
                         "Exceptions by type, and 5xx responses",
@@ -54,6 +55,7 @@ def build() -> dict:
                         named(counts(FIVE_XX), "5xx responses"),
                         description="Exceptions raised while serving (class names only), "
                         "whether or not a handler turned them into an answer.",
+                        colors={"5xx responses": "red"},
                     ),
                 ],
             ),
@@ -62,17 +64,19 @@ def build() -> dict:
                 [
                     graph(
                         "Logins",
-                        by_node(counts(by(tagged(f"{SECURITY}.login.*"), 4, "sumSeries")), 0),
+                        *(
+                            named(counts(total(f"{SECURITY}.login.{outcome}")), outcome)
+                            for outcome in ("succeeded", "failed", "blocked")
+                        ),
                         description="Succeeded, failed (wrong name or password), blocked "
                         "(account locked).",
                         stacked=True,
+                        colors={"succeeded": "green", "failed": "red", "blocked": "orange"},
                     ),
                     graph(
                         "Lockouts",
-                        named(
-                            counts(f"sumSeries({tagged(f'{SECURITY}.lockouts')})"),
-                            "accounts locked",
-                        ),
+                        named(counts(total(f"{SECURITY}.lockouts")), "accounts locked"),
+                        colors={"accounts locked": "red"},
                     ),
                     graph(
                         "Rate limiting by rule",

@@ -41,9 +41,13 @@ def build() -> dict:
                     ),
                     graph(
                         "Responses by status class",
-                        by_node(counts(by(tagged(f"{STATUS}.*.*"), 5, "sumSeries")), 0),
+                        *(
+                            named(counts(total(f"{STATUS}.{status}.*")), status)
+                            for status in ("2xx", "3xx", "4xx", "5xx")
+                        ),
                         description="Responses per flush interval, summed over the endpoints.",
                         stacked=True,
+                        colors={"2xx": "green", "3xx": "blue", "4xx": "orange", "5xx": "red"},
                     ),
                     graph(
                         "Error ratio (5xx share of responses)",
@@ -53,6 +57,7 @@ def build() -> dict:
                         ),
                         unit="percent",
                         description="Empty while no 5xx has ever been answered.",
+                        colors={"5xx": "red"},
                     ),
                     graph(
                         "Requests in flight",

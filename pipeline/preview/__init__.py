@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import urllib.parse
 from pathlib import Path
 
@@ -22,6 +23,21 @@ from pipeline.dashboards.templating import ALL, PanelQuery, Variable, panels, re
 
 PAGE = (Path(__file__).parent / "page.html").read_text()
 RANGES = ("-15min", "-1h", "-6h", "-24h", "-7d")
+# A new application has minutes of data: an hour would draw it as a sliver at the right edge.
+DEFAULT_RANGE = "-15min"
+# Grafana's unit ids as the axis says them (graphite-render draws no unit of its own).
+UNIT_LABELS = {
+    "ms": "ms", "s": "seconds", "percent": "%", "reqps": "requests/s", "cps": "per second",
+    "ops": "queries/s", "bytes": "bytes", "short": "count",
+}  # fmt: skip
+ALIAS = re.compile(r"^alias\(.*, '([^']*)'\)$")
+EMPTY = (
+    "<div class=empty><strong>No application has sent metrics here yet.</strong> Send some "
+    'with the client (<code>statsd_metrics.configure(prefix="myapp")</code> and the Flask '
+    "extension; README, <em>Client</em>) to the aggregator that <code>statsd-metrics up</code> "
+    "printed, or run <code>statsd-metrics up --demo</code> for the example application with "
+    "simulated users. This page refreshes on its own.</div>"
+)
 PAGE_WIDTH = 1200  # px for Grafana's 24 grid columns
 ROW_HEIGHT = 30  # px per grid row, as in Grafana
 DEFAULT_REFRESH = 30
@@ -49,10 +65,23 @@ def _size(panel: PanelQuery) -> tuple[int, int]:
     return PAGE_WIDTH * panel.width // 24 - 12, panel.height * ROW_HEIGHT
 
 
+def unit_label(unit: str) -> str:
+    return UNIT_LABELS.get(unit, unit)
+
+
+def _colored(target: str, colors: dict[str, str]) -> str:
+    """The target drawn in the colour the dashboard fixes for its series name, if any."""
+    match = ALIAS.match(target)
+    if match and match[1] in colors:
+        return f"color({target}, '{colors[match[1]]}')"
+    return target
+
+
 def _image_url(panel: PanelQuery, start: str) -> str:
     width, height = _size(panel)
-    params = [("target", target) for target in panel.targets.values()]
+    params = [("target", _colored(target, panel.colors)) for target in panel.targets.values()]
     params += [
+        ("vtitle", unit_label(panel.unit)),
         ("from", start),
         ("until", "now"),
         ("format", "png"),
@@ -67,6 +96,8 @@ def _image_url(panel: PanelQuery, start: str) -> str:
     ]
     if panel.stacked:
         params.append(("areaMode", "stacked"))
+    if panel.unit == "bytes":
+        params.append(("yUnitSystem", "binary"))
     return "/render?" + urllib.parse.urlencode(params)
 
 
@@ -103,10 +134,15 @@ def dashboard(uid: str) -> str:
     if model is None:
         abort(404)
     chosen = {key[4:]: request.args.getlist(key) for key in request.args if key.startswith("var-")}
-    start = request.args.get("from", "-1h")
+    start = request.args.get("from", DEFAULT_RANGE)
     if start not in RANGES:
-        start = "-1h"
+        start = DEFAULT_RANGE
     variables = resolve(model, _find, _expand, chosen)
+    prefix = variables.get("prefix")
+    if prefix is not None and "prefix" not in chosen:
+        with_data = [p for p in prefix.options if _has_data(p, start)]
+        if with_data and prefix.selected != with_data[:1]:
+            variables = resolve(model, _find, _expand, {**chosen, "prefix": with_data[:1]})
     queries = {p.id: p for p in panels(model, variables)}
     controls = "".join(_select(v) for v in variables.values())
     ranges = "".join(
@@ -121,6 +157,8 @@ def dashboard(uid: str) -> str:
         f"<p>{html.escape(model.get('description', ''))}</p>",
         f'<form class="controls">{controls}</form>',
     ]
+    if any(not v.options for v in variables.values()):
+        parts.append(EMPTY)
     for panel in model["panels"]:
         if panel["type"] == "row":
             parts.append(f"<h2>{html.escape(panel['title'])}</h2>")
@@ -128,14 +166,29 @@ def dashboard(uid: str) -> str:
         query = queries[panel["id"]]
         width, height = _size(query)
         source = html.escape(_image_url(query, start))
+        unit = html.escape(unit_label(query.unit))
         parts.append(
-            f'<figure class="panel" style="width:{width}px">'
+            f'<figure class="panel" style="width:{width}px" data-unit="{unit}">'
             f'<img alt="{html.escape(query.title)}" data-src="{source}" data-state="loading"'
             f' width="{width}" height="{height}">'
-            f"<figcaption>{html.escape(panel.get('description', ''))}</figcaption></figure>"
+            f"<figcaption><span class=unit>{unit}</span> "
+            f"{html.escape(panel.get('description', ''))}</figcaption></figure>"
         )
     refresh = _refresh(request.args.get("refresh") or model.get("refresh", ""))
     return _page(model["title"], "".join(parts), refresh)
+
+
+def _has_data(prefix: str, start: str) -> bool:
+    """Whether the application sent requests in the range: the selector's default is the first
+    application that did, not the first name in the alphabet (which may be long gone)."""
+    path = f"stats.timers.{prefix}.http.*.latency"
+    target = f"sumSeries(group({path}.count, {path}.*.count))"
+    query = urllib.parse.urlencode({"target": target, "from": start, "format": "json"})
+    answer = app.test_client().get(f"/render?{query}")
+    if answer.status_code != 200:
+        return False
+    series = answer.get_json() or []
+    return any(v for s in series for v, _ in s.get("datapoints", []) if v is not None)
 
 
 def _page(title: str, body: str, refresh: int) -> str:

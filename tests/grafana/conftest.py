@@ -43,6 +43,10 @@ from statsd_metrics.process import ProcessCollector
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "test-output"
 PREFIX = "teamapp"
+# The same example app a second time, with two constant tags (folded by the aggregator into
+# one path segment after each name): the dashboards and rules must show both.
+TAGGED_PREFIX = "tagapp"
+TAGGED_TAGS = "env:prod,region:eu"
 FLUSH = 1  # seconds: aggregator flush interval and finest Whisper archive
 # Rule durations in the tests: a minute of the shipped rules lasts two seconds here.
 TIME_SCALE = 1 / 30
@@ -236,19 +240,8 @@ class Live:
         self.chpp_server: ExitStack | None = None
         self.chpp_up()
         stack.callback(self.chpp_down)
-        self.app = create_app({
-            "CHPP_URL": self.chpp_url,
-            "CHPP_RETRIES": 1,
-            "DEMO_USERS": 12,
-            "STATSD_HOST": HOST,
-            "STATSD_PORT": self.aggregator.port,
-            "STATSD_PREFIX": PREFIX,
-            "STATSD_METRICS_USER_HASH_SECRET": "grafana-tests",
-            "TRUST_PROXY": True,
-            "LOCKOUT_SECONDS": 5,
-            "RATE_LIMITS": {"login": (30, 60.0), "sync": (1, 1.0)},
-            "DATABASE_URL": f"sqlite:///{work}/teamapp.db",
-        })  # fmt: skip
+        self.app = self.example_app(work, PREFIX, {})
+        self.tagged_app = self.example_app(work, TAGGED_PREFIX, {"STATSD_TAGS": TAGGED_TAGS})
         self.faults = Faults()
         faults = self.faults
 
@@ -260,14 +253,36 @@ class Live:
             ):
                 raise RuntimeError("injected fault")
 
-        stack.callback(self.app.extensions["statsd_metrics"].client.close)
-        stack.callback(self.app.extensions["teamapp"].chpp.close)
         self.app_url = stack.enter_context(serve_in_thread(self.app))
+        self.tagged_url = stack.enter_context(serve_in_thread(self.tagged_app))
         self.collector = None
         self.app_sending()
         stack.callback(self.app_silent)
+        tagged_client = self.tagged_app.extensions["statsd_metrics"].client
+        tagged_collector = ProcessCollector(tagged_client, interval=0.5).start()
+        stack.callback(tagged_collector.stop)
         self.started = time.time()
         self.rules_dir = scaled_rules(RULES_DIR, work / "rules", TIME_SCALE)
+
+    def example_app(self, work: Path, prefix: str, extra: dict):
+        """The example app sending to the live aggregator under `prefix`, closed at the end."""
+        app = create_app({
+            "CHPP_URL": self.chpp_url,
+            "CHPP_RETRIES": 1,
+            "DEMO_USERS": 12,
+            "STATSD_HOST": HOST,
+            "STATSD_PORT": self.aggregator.port,
+            "STATSD_PREFIX": prefix,
+            "STATSD_METRICS_USER_HASH_SECRET": "grafana-tests",
+            "TRUST_PROXY": True,
+            "LOCKOUT_SECONDS": 5,
+            "RATE_LIMITS": {"login": (30, 60.0), "sync": (1, 1.0)},
+            "DATABASE_URL": f"sqlite:///{work}/{prefix}.db",
+            **extra,
+        })  # fmt: skip
+        self.stack.callback(app.extensions["statsd_metrics"].client.close)
+        self.stack.callback(app.extensions["teamapp"].chpp.close)
+        return app
 
     @property
     def render_url(self) -> str:
@@ -359,7 +374,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         setup = Live(tmp_path_factory.mktemp("grafana-live"), stack)
         plan = TrafficPlan(duration=12, users=12, peak_visits=3, error_burst=True,
                            rate_limit_storm=True, chpp_url=setup.chpp_url, seed=3)  # fmt: skip
+        tagged = threading.Thread(target=TrafficGenerator(setup.tagged_url, plan).run, daemon=True)
+        tagged.start()  # the tagged app's day, at the same time
         TrafficGenerator(setup.app_url, plan).run()
+        tagged.join(120)
         setup.chpp.settings.rate_limit = 10_000  # the fault tests choose their own trouble
         yield setup
 

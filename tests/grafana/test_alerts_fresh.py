@@ -24,6 +24,7 @@ from statsd_metrics import Client
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
+REPORT = ROOT / "test-output" / "alerts-check-fresh.txt"
 
 
 @pytest.fixture
@@ -62,6 +63,8 @@ def test_every_rule_is_normal_on_a_fresh_pipeline(up):
     assert set(fresh.values()) == {"Normal"}, fresh
     table = alerts_check(up)
     assert table.returncode == 0
+    REPORT.parent.mkdir(exist_ok=True)
+    REPORT.write_text(f"# alerts check on a fresh pipeline\n\n{table.stdout}\n")
     assert table.stdout.splitlines()[0].split() == ["STATE", "RULE", "VALUE", "SINCE"]
     assert "Error" not in table.stdout
 

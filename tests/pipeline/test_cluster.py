@@ -116,8 +116,14 @@ def test_two_aggregators_feed_the_relay_and_every_count_of_the_same_names_lands(
     hosts = {s["target"].rsplit(".", 1)[1] for s in up.render("stats_counts.cluster.*.*", start)}
     assert len(hosts) == 2, hosts
     assert all(h.startswith("host-") for h in hosts), hosts
-    gauges = {s["target"] for s in up.render("stats.gauges.cluster.a1.*.*", start)}
-    assert len(gauges) == 40
+    gauges = wait_for(
+        lambda: (
+            {s["target"] for s in up.render("stats.gauges.cluster.a1.*.*", start)}
+            if len(up.render("stats.gauges.cluster.a1.*.*", start)) == 40
+            else None
+        ),
+        what="the 40 gauges",
+    )
     where = {m: locations(up, m) for m in gauges}
     assert all(len(found) == 1 for found in where.values()), where
     assert {found[0] for found in where.values()} == {"a", "b"}
