@@ -17,6 +17,7 @@ and alert rules sum or max over the tag segment.
 
 from __future__ import annotations
 
+import functools
 import re
 import socket
 
@@ -34,7 +35,7 @@ def sanitize(key: str) -> str:
     return _DISALLOWED.sub("", _WHITESPACE.sub("_", key).replace("/", "-"))
 
 
-_SEPARATORS = re.compile(r"[.=;]")
+_SEPARATORS = str.maketrans(".=;", "___")
 
 
 def fold_tags(tags: list[str]) -> str:
@@ -42,8 +43,15 @@ def fold_tags(tags: list[str]) -> str:
     folded = []
     for tag in sorted(tags, key=lambda t: t.partition("=")[::2]):
         key, _, value = tag.partition("=")
-        folded.append("-".join(_SEPARATORS.sub("_", part) for part in (key, value) if part))
+        folded.append("-".join(part.translate(_SEPARATORS) for part in (key, value) if part))
     return "--".join(part for part in folded if part)
+
+
+@functools.lru_cache(maxsize=65536)
+def _fold(tags: str) -> str:
+    """fold_tags of a key's `;`-joined tags: a few tag sets (constant tags, the host) recur in
+    every key of a flush, so their folding is remembered."""
+    return fold_tags([t for t in tags.split(";") if t])
 
 
 def host_name(setting: str) -> str:
@@ -109,12 +117,14 @@ class Namer:
         name, sep, tags = key.partition(";")
         if self.raw_keys:  # keys were kept raw at ingress; the output must still be a path
             name, tags = sanitize(name), sanitize(tags)
+        if not sep or not tags:  # the commonest key: no tags of its own
+            if self.path_tags:
+                return f"{name}{self.own_tail}", ""
+            return name, self.own_tail
         if self.host_tag and not any(t.startswith("host=") for t in tags.split(";")):
-            tags, sep = (f"{tags};{self.host_tag}" if tags else self.host_tag), ";"
-        if not sep:
-            return name, ""
+            tags = f"{tags};{self.host_tag}"
         if self.path_tags:
-            folded = fold_tags([t for t in tags.split(";") if t])
+            folded = _fold(tags)
             return (f"{name}.{folded}" if folded else name), ""
         return name, f";{tags}"
 
