@@ -100,6 +100,11 @@ def test_apps_without_external_api_with_and_without_tags_are_normal_then_5xx_fir
     }
     assert apps_seen == set(apps), quiet  # one instance per application, tags or none
     assert set(quiet.values()) == {"Normal"}, quiet
+    with REPORT.open("a") as report:
+        report.write(
+            "\n# three applications without an external API, 0, 1 and 2 constant tags\n\n"
+            + alerts_check(up).stdout
+        )
 
     # Every request of the two-tag application fails: its 5xx ratio instance leaves Normal
     # (Pending: `for` is 2 minutes), the others stay Normal.

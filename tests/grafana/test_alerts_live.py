@@ -143,8 +143,13 @@ def test_error_burst_fires_only_the_5xx_ratio_then_recovers(live, watch):
         then = json.loads(alerts_check(live, "--json", "--at", str(before)))
         assert {r["state"] for r in then} == {NORMAL}
         table = alerts_check(live)
-        line = next(line for line in table.splitlines() if "5xx ratio high" in line)
-        assert line.startswith("Alerting")
+        # one instance per application: the faulty one fires, its tagged twin does not
+        lines = {
+            name: next(line for line in table.splitlines() if f"5xx ratio high {name}" in line)
+            for name in ("{__name__=teamapp}", "{__name__=tagapp}")
+        }
+        assert lines["{__name__=teamapp}"].startswith("Alerting")
+        assert lines["{__name__=tagapp}"].startswith("Normal")
     finally:
         live.faults.error_rate = 0.0
     watch.recovers({FIVE_XX})
