@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -22,9 +23,11 @@ from pipeline.dashboards import load_all
 from pipeline.dashboards.templating import ALL, PanelQuery, Variable, panels, resolve
 
 PAGE = (Path(__file__).parent / "page.html").read_text()
-RANGES = ("-15min", "-1h", "-6h", "-24h", "-7d")
-# A new application has minutes of data: an hour would draw it as a sliver at the right edge.
-DEFAULT_RANGE = "-15min"
+RANGES = ("-5min", "-15min", "-1h", "-6h", "-24h", "-7d")
+# Grafana's default; a new application's few minutes get the smallest range that holds them
+# instead, or they would be a sliver at the right edge of an hour.
+DEFAULT_RANGE = "-1h"
+SHORT_RANGES = ((240, "-5min"), (840, "-15min"))  # data younger than this many seconds
 # Grafana's unit ids as the axis says them (graphite-render draws no unit of its own).
 UNIT_LABELS = {
     "ms": "ms", "s": "seconds", "percent": "%", "reqps": "requests/s", "cps": "per second",
@@ -134,15 +137,19 @@ def dashboard(uid: str) -> str:
     if model is None:
         abort(404)
     chosen = {key[4:]: request.args.getlist(key) for key in request.args if key.startswith("var-")}
-    start = request.args.get("from", DEFAULT_RANGE)
-    if start not in RANGES:
-        start = DEFAULT_RANGE
+    start = request.args.get("from", "")
     variables = resolve(model, _find, _expand, chosen)
     prefix = variables.get("prefix")
     if prefix is not None and "prefix" not in chosen:
-        with_data = [p for p in prefix.options if _has_data(p, start)]
+        with_data = [p for p in prefix.options if _first_request(p, DEFAULT_RANGE) is not None]
         if with_data and prefix.selected != with_data[:1]:
             variables = resolve(model, _find, _expand, {**chosen, "prefix": with_data[:1]})
+    if start not in RANGES:
+        start = DEFAULT_RANGE
+        first = _first_request(variables["prefix"].glob, DEFAULT_RANGE) if prefix else None
+        if first is not None:
+            age = time.time() - first
+            start = next((r for limit, r in SHORT_RANGES if age < limit), DEFAULT_RANGE)
     queries = {p.id: p for p in panels(model, variables)}
     controls = "".join(_select(v) for v in variables.values())
     ranges = "".join(
@@ -178,17 +185,19 @@ def dashboard(uid: str) -> str:
     return _page(model["title"], "".join(parts), refresh)
 
 
-def _has_data(prefix: str, start: str) -> bool:
-    """Whether the application sent requests in the range: the selector's default is the first
-    application that did, not the first name in the alphabet (which may be long gone)."""
+def _first_request(prefix: str, start: str) -> int | None:
+    """When the application's first request in the range was counted, if it had any: the
+    selector's default is the first application with requests, not the first name in the
+    alphabet (which may be long gone), and the range fits a new application's minutes."""
     path = f"stats.timers.{prefix}.http.*.latency"
     target = f"sumSeries(group({path}.count, {path}.*.count))"
     query = urllib.parse.urlencode({"target": target, "from": start, "format": "json"})
     answer = app.test_client().get(f"/render?{query}")
     if answer.status_code != 200:
-        return False
+        return None
     series = answer.get_json() or []
-    return any(v for s in series for v, _ in s.get("datapoints", []) if v is not None)
+    times = [ts for s in series for v, ts in s.get("datapoints", []) if v]
+    return min(times) if times else None
 
 
 def _page(title: str, body: str, refresh: int) -> str:

@@ -71,7 +71,7 @@ def test_one_call_is_one_metric_of_one_series_whatever_the_strings(name, tags, m
     name_part, *tag_parts = key.split(";")
     assert name_part == head  # the name is the name: no tag or value leaks into it
     assert len(tag_parts) == len({sanitize_tag(k) for k in tags})
-    # In Graphite, the tags are Graphite tags, or (path mode) exactly two levels each.
+    # In Graphite, the tags are Graphite tags, or (path mode) all in exactly one level.
     store, flush = Store(), Flush(from_mapping(config))
     store.merge([iv], "statsd", None)
     paths = [line.split(" ")[0] for line in b"".join(flush(store, 1).payload).decode().split("\n")]
@@ -79,7 +79,7 @@ def test_one_call_is_one_metric_of_one_series_whatever_the_strings(name, tags, m
     path, _, graphite_tags = count.partition(";")
     if config:
         assert path.startswith(f"stats_counts.{head}")
-        assert path.count(".") == head.count(".") + 1 + 2 * len(tag_parts)
+        assert path.count(".") == head.count(".") + 1 + (1 if tag_parts else 0)
         assert not graphite_tags
     else:
         assert path == f"stats_counts.{head}"
