@@ -67,6 +67,7 @@ class Config:
     prefix_gauge: str = "gauges"
     prefix_set: str = "sets"
     global_suffix: str = ""
+    host_tag: str = ""  # tag every series host=<this>: "" = off, "auto" = the host name
     prefix_stats: str = "statsd"
     percent_thresholds: tuple[float, ...] = (90,)
     histogram: tuple[HistogramRule, ...] = ()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import tomllib
 from pathlib import Path
 
@@ -34,7 +35,8 @@ def aggregator_settings(user_config: Path | None = None) -> dict[str, object]:
     """The user's aggregator settings (TOML or JSON), with tags folded into paths.
 
     The render API has no tag support: a series written as `name;k=v` would be stored under
-    Whisper's _tagged/ tree, where no query reaches it.
+    Whisper's _tagged/ tree, where no query reaches it. The host tag is the host name unless
+    the settings say otherwise (`host_tag = ""` turns it off).
     """
     settings: dict[str, object] = {}
     if user_config is not None:
@@ -51,6 +53,17 @@ def aggregator_settings(user_config: Path | None = None) -> dict[str, object]:
     return {**settings, "tag_mode": "path"}
 
 
+def host_tag(setting: str, index: int, aggregators: int) -> str:
+    """The aggregator's host tag: the host name unless set ("auto"), so that the aggregators of
+    several hosts write different series (docs/metrics.md, "Tags, hosts and wildcards"). Several
+    aggregators on this machine are numbered as well: with one tag for all, they would write the
+    same paths and overwrite each other's points in Whisper."""
+    if aggregators == 1:
+        return setting
+    name = socket.gethostname() or "localhost" if setting in ("auto", "") else setting
+    return f"{name}-{index}"
+
+
 def render(
     layout: Layout, templates: Path = GRAPHITE_DIR, aggregator_config: Path | None = None
 ) -> None:
@@ -58,6 +71,9 @@ def render(
     settings = aggregator_settings(aggregator_config) if layout.aggregators else {}
     for agg in layout.aggregators:
         own = {**settings, "spool_dir": str(layout.spool_dir(agg))}
+        own["host_tag"] = host_tag(
+            str(settings.get("host_tag", "auto")), agg.index, len(layout.aggregators)
+        )
         _write(layout.aggregator_conf(agg), json.dumps(own, indent=2) + "\n")
     for cache in layout.caches:
         conf = layout.carbon_conf(cache)

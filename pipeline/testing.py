@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from aggregator.naming import fold_tags, host_name, sanitize
 from pipeline.alerts.evaluate import backend_render_form
 from pipeline.config import GRAPHITE_DIR
 from pipeline.layout import HOST, INSTANCE_STRIDE, Ports
@@ -170,6 +171,16 @@ class RunningUp:
 def get_json(url: str, timeout: float = 30.0):
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return json.loads(response.read())
+
+
+def on_this_host(name: str, tail: str = "", tags: str = "") -> str:
+    """The path `up`'s one aggregator writes for `name` on this machine: the host tag (and
+    `tags`, "k=v;k2=v2") folded into one segment after the name, then `tail` (a timer's field,
+    a set's `count`): `on_this_host("stats_counts.shop.orders")` is
+    `stats_counts.shop.orders.host-<this host>`."""
+    host = "host=" + sanitize(host_name("auto")).replace(";", "_").replace("=", "_")
+    folded = fold_tags([t for t in [*tags.split(";"), host] if t])
+    return f"{name}.{folded}" + (f".{tail}" if tail else "")
 
 
 def points(series: dict) -> dict[int, float]:

@@ -32,6 +32,7 @@ ENVIRONMENT = {
 }
 
 _client: Client | None = None
+_configured: dict[str, Any] = {}  # the options of the last configure() call
 _lock = threading.Lock()
 
 
@@ -41,13 +42,21 @@ def options_from_environment(environ: Mapping[str, str] = os.environ) -> dict[st
 
 def configure(**options: Any) -> Client:
     """Make a new default client from the environment and `options` (see `Client`)."""
-    global _client
+    global _client, _configured
     client = Client(**{**options_from_environment(), **options})
     with _lock:
         previous, _client = _client, client
+        _configured = dict(options)
     if previous is not None:
         previous.close()
     return client
+
+
+def configured_options() -> dict[str, Any]:
+    """What the application gave `configure()` (constant tags, prefix...), for a client built
+    beside the default one (the Flask extension's) to name its metrics the same way."""
+    with _lock:
+        return dict(_configured)
 
 
 def get_client() -> Client:

@@ -56,7 +56,7 @@ from werkzeug.routing import Rule
 
 from statsd_metrics.binding import ClientBinding
 from statsd_metrics.client import Client, ConfigError
-from statsd_metrics.default import ENVIRONMENT, options_from_environment
+from statsd_metrics.default import ENVIRONMENT, configured_options, options_from_environment
 from statsd_metrics.paths import segment
 from statsd_metrics.shared_gauge import SharedGauge
 
@@ -306,11 +306,15 @@ class _Answer:
 
 
 def client_from_config(config: Mapping[str, Any]) -> Client | None:
-    """A client for the app when its config holds any STATSD_* client setting, else None."""
+    """A client for the app when its config holds any STATSD_* client setting, else None.
+
+    It starts from the environment and what `configure()` was given (its constant tags above
+    all), then the app's settings: one application, one naming scheme, so its requests land
+    beside its own metrics on the dashboards (call `configure()` before `init_app`)."""
     options = {option: config[name] for name, option in ENVIRONMENT.items() if name in config}
     if not options:
         return None
-    client = Client(**{**options_from_environment(), **options})
+    client = Client(**{**options_from_environment(), **configured_options(), **options})
     error = client.config_error
     if error is None:
         return client

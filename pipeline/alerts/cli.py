@@ -1,6 +1,6 @@
 """`statsd-metrics alerts check`: each alert rule's state against a render API, now or at --at.
 
-    STATSD_METRICS_PREFIX=teamapp statsd-metrics alerts check --render-url http://127.0.0.1:8888
+    statsd-metrics alerts check --render-url http://127.0.0.1:8888
 
 prints one line per rule (state, group / title, the number its threshold compared, since when),
 like `promtool test rules` for Prometheus rules, or the same as JSON with --json. The exit
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from pipeline.alerts.evaluate import HttpRenderAPI, RuleState, check
-from pipeline.alerts.rules import RULES_DIR, RuleError, load
+from pipeline.alerts.rules import RULES_DIR, Query, RuleError, load
 from pipeline.layout import HOST, Ports
 
 DEFAULT_RENDER_URL = f"http://{HOST}:{Ports().render}"
@@ -82,6 +82,15 @@ def run(args: argparse.Namespace) -> int:
     except RuleError as exc:
         print(f"alerts check: {exc}", file=sys.stderr)
         return 1
+    for rule in rules:
+        for node in rule.nodes.values():
+            if isinstance(node, Query) and "$" in node.target:
+                print(
+                    f"alerts check: warning: rule {rule.title!r} query {node.ref_id} holds a "
+                    "'$': Grafana does not expand variables inside a rule's model and sends it "
+                    "to the render API as is",
+                    file=sys.stderr,
+                )
     states = check(rules, HttpRenderAPI(args.render_url), args.at)
     print(json.dumps([as_json(s) for s in states], indent=2) if args.json else table(states))
     return 0
@@ -119,7 +128,7 @@ def table(states: list[RuleState]) -> str:
             if instance.state == "Pending":
                 since += f" (fires after {state.rule.pending:g} s)"
             if instance.error:
-                since += f" ({instance.error})"
+                since += f" ({' '.join(instance.error.split())})"
             rows.append((instance.state, name, value, since))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     return "\n".join(

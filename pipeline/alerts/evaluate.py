@@ -2,15 +2,20 @@
 
 One evaluation at time t: each Graphite query is POSTed like Grafana's Go datasource (one
 target, no aliasSub, keys sorted, `from`/`until` = t minus the rule's relativeTimeRange); every
-returned series is an alert instance, labelled by its tags; `reduce` turns each series into a
-number and `threshold` into 1 (alerting) or 0 (normal); a missing number is NoData.
+returned series is an alert instance, labelled by its tags, or, when several series carry no
+tags, by its name (`__name__`), as Grafana's server-side expressions label them; `reduce`
+turns each series into a number and `threshold` into 1 (alerting) or 0 (normal); a missing
+number is NoData.
 
 A rule's state at `now` needs its history: Grafana evaluates every `interval` and fires once
 the condition has held for the pending period (`for`). `check` replays those evaluations,
 from `now - ceil(for / interval) * interval` to `now`, on what the render API holds now, and
 runs Grafana's state machine over them: Normal -> Pending -> Alerting, NoData and errors mapped
-through the rule's noDataState and execErrState. Data that arrived late (a replayed spool)
-counts at the time it describes, where Grafana had seen silence.
+through the rule's noDataState and execErrState. An instance whose series is missing from an
+evaluation keeps its state; missing two intervals after it was last seen, it is resolved
+(Normal, "missing series") and then forgotten, as Grafana's stale-state handling does. Data
+that arrived late (a replayed spool) counts at the time it describes, where Grafana had seen
+silence.
 """
 
 from __future__ import annotations
@@ -71,10 +76,18 @@ class HttpRenderAPI:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")[:200]
+            detail = one_line(exc.read().decode(errors="replace"))
             raise QueryError(f"render API answered {exc.code}: {detail}") from None
         except (OSError, ValueError) as exc:
             raise QueryError(f"render API {self.url}: {exc}") from None
+
+
+def one_line(body: str, limit: int = 160) -> str:
+    """What an error page says, on one line: a render API's 500 is often a whole Python
+    traceback, whose last line names the error; a table row must not be broken by it."""
+    lines = [line.strip() for line in re.sub(r"<[^>]+>", " ", body).splitlines()]
+    text = " ".join(next((line for line in reversed(lines) if line), "").split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def fix_interval_format(target: str) -> str:
@@ -113,11 +126,17 @@ class Result:
     error: str = ""
 
 
+NAME_LABEL = "__name__"
+MISSING_SERIES = "missing series"
+
+
 def parse_series(answer: object) -> list[Series]:
-    """Grafana's reading of a render answer: labels from `tags`, timestamps required."""
+    """Grafana's reading of a render answer: labels from `tags`, timestamps required; series
+    without tags, when there are several, labelled by their names."""
     if not isinstance(answer, list):
         raise QueryError("render answer is not a JSON array")
     series = []
+    names = []
     for item in answer:
         labels = {}
         for name, tag in (item.get("tags") or {}).items():
@@ -134,6 +153,12 @@ def parse_series(answer: object) -> list[Series]:
                 raise QueryError("failed to parse data point timestamp")
             values.append(None if point[0] is None else float(point[0]))
         series.append(Series(tuple(sorted(labels.items())), values))
+        names.append(str(item.get("target", "")))
+    if len(series) > 1:
+        series = [
+            Series(((NAME_LABEL, name),), s.values) if not s.labels else s
+            for s, name in zip(series, names, strict=True)
+        ]
     return series
 
 
@@ -232,8 +257,8 @@ def evaluate_once(rule: Rule, api: RenderAPI, at: float) -> list[Result]:
             Result(
                 (),
                 ERROR,
-                error="series cannot be told apart by their labels (several series, no tags): "
-                "make the query return one series",
+                error="series cannot be told apart (several with the same name and tags): "
+                "name each differently",
             )
         ]
     return results
@@ -323,19 +348,33 @@ def _transition(
     return InstanceState(result.labels, state, since, result.value, result.error)
 
 
+STALE_AFTER = 2  # evaluation intervals without its series before an instance is resolved
+
+
 def evaluation_times(rule: Rule, now: float) -> list[float]:
-    """The evaluations that decide the state at `now`: enough to cover the pending period."""
+    """The evaluations that decide the state at `now`: enough to cover the pending period and
+    the two intervals after which a missing series is resolved."""
     steps = math.ceil(rule.pending / rule.interval - 1e-9) if rule.pending > 0 else 0
+    steps += STALE_AFTER
     return [now - k * rule.interval for k in range(steps, -1, -1)]
 
 
 def rule_state(rule: Rule, api: RenderAPI, now: float) -> RuleState:
     instances: dict[Labels, InstanceState] = {}
+    seen: dict[Labels, float] = {}  # when each instance last had a result
     for at in evaluation_times(rule, now):
-        current = {}
+        current: dict[Labels, InstanceState] = {}
         for result in evaluate_once(rule, api, at):
             current[result.labels] = _transition(rule, instances.get(result.labels), result, at)
-        instances = current  # an instance missing from an evaluation is resolved (stale)
+            seen[result.labels] = at
+        for labels, before in instances.items():
+            if labels in current or before.error == MISSING_SERIES:
+                continue  # present, or resolved at the previous evaluation: forgotten
+            if at - seen[labels] >= STALE_AFTER * rule.interval - 1e-9:
+                current[labels] = InstanceState(labels, NORMAL, at, None, MISSING_SERIES)
+            else:
+                current[labels] = before  # missing once: kept as it was
+        instances = current
     return RuleState(rule, now, list(instances.values()))
 
 

@@ -1,8 +1,12 @@
 """Grafana's alert-rule provisioning files, read the way Grafana reads them.
 
-Grafana expands `$VAR` and `${VAR}` from its environment in every string value of a provisioning
-file (`$$` is a literal dollar sign) before it parses the rules; so does `load`, except that a
-variable that is not set is an error here, where Grafana would quietly put in an empty string.
+Grafana expands `$VAR` and `${VAR}` from its environment (`$$` is a literal dollar sign) in a
+rule's own fields (title, `for`, labels, annotations) and the group's, but never inside
+`data[].model`: query and expression models go to the datasource as written, so a `$` there
+reaches the render API as it is. `load` does the same, except that a variable that is not set
+is an error here, where Grafana would quietly put in an empty string. Durations use Grafana's
+parser (whole numbers with a unit: `30s`, `5m`, `1h30m`; no `1.5m`), and every query needs
+its `relativeTimeRange`, as Grafana requires.
 
 Only what `evaluate` can run is accepted: Graphite queries, `reduce` and `threshold`
 expressions. Anything else is a RuleError naming the rule, not a guess.
@@ -30,8 +34,10 @@ THRESHOLDS = (
 NO_DATA_STATES = ("NoData", "Alerting", "OK", "KeepLast")
 ERROR_STATES = ("Error", "Alerting", "OK", "KeepLast")
 ENV_VAR = re.compile(r"\$(\$|\{(\w+)\}|(\w+))")
-DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+UNIT_SECONDS = {
+    "ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000,
+}  # fmt: skip
 
 
 class RuleError(ValueError):
@@ -85,20 +91,23 @@ class Rule:
 
 
 def seconds(text: str | int | float) -> float:
-    """Grafana/Prometheus durations: `90s`, `5m`, `1h30m`; a bare number is seconds."""
-    if isinstance(text, int | float):
-        return float(text)
-    text = text.strip()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
+    """Grafana's durations (Prometheus' model.ParseDuration): `90s`, `5m`, `1h30m`, whole
+    numbers with a unit, largest unit first, or `0`. Grafana refuses `1.5m` and a bare `60`,
+    and so does this: a rule file that loads here loads in Grafana."""
+    text = str(text).strip()
+    if text == "0":
+        return 0.0
     parts = DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"not a duration: {text!r}")
+    units = [u for _, u in parts]
+    order = list(UNIT_SECONDS)[::-1]
+    in_order = [order.index(u) for u in units] == sorted({order.index(u) for u in units})
+    if not parts or "".join(n + u for n, u in parts) != text or not in_order:
+        raise ValueError(f"not a Grafana duration: {text!r} (whole numbers with a unit: 90s, 5m)")
     return sum(float(n) * UNIT_SECONDS[u] for n, u in parts)
 
 
 def interpolate(value: object, env: Mapping[str, str]) -> object:
-    """Expand environment variables in every string of a parsed file, as Grafana does."""
+    """Expand environment variables in every string of a parsed value."""
     if isinstance(value, str):
 
         def expand(match: re.Match[str]) -> str:
@@ -117,6 +126,19 @@ def interpolate(value: object, env: Mapping[str, str]) -> object:
     return value
 
 
+def expand_group(raw: dict, env: Mapping[str, str]) -> dict:
+    """A rule group as Grafana reads it: variables expanded in the group's and each rule's own
+    fields; every `data` item (query and expression models) kept exactly as written."""
+    fields = interpolate({k: v for k, v in raw.items() if k != "rules"}, env)
+    assert isinstance(fields, dict)
+    rules = []
+    for rule in raw.get("rules") or []:
+        own = interpolate({k: v for k, v in rule.items() if k != "data"}, env)
+        assert isinstance(own, dict)
+        rules.append({**own, "data": rule.get("data")})
+    return {**fields, "rules": rules}
+
+
 def load(directory: Path, env: Mapping[str, str]) -> list[Rule]:
     """Every rule of every group in the directory's *.yaml / *.yml files, in file order."""
     rules: list[Rule] = []
@@ -131,7 +153,7 @@ def load(directory: Path, env: Mapping[str, str]) -> list[Rule]:
         for raw in document.get("groups", []):
             name = raw.get("name")
             try:
-                group = interpolate(raw, env)
+                group = expand_group(raw, env)
                 interval = seconds(group["interval"])
                 rules += [_rule(r, name, interval) for r in group.get("rules", [])]
             except RuleError as exc:
@@ -169,7 +191,9 @@ def _rule(raw: dict, group: str, interval: float) -> Rule:
 def _node(item: dict) -> Node:
     model, ref_id = item["model"], item["refId"]
     if item["datasourceUid"] != EXPRESSION_UID:
-        window = item.get("relativeTimeRange") or {"from": 600, "to": 0}
+        window = item.get("relativeTimeRange")
+        if not isinstance(window, dict) or "from" not in window:
+            raise RuleError(f"{ref_id}: a query needs relativeTimeRange {{from, to}} (Grafana)")
         return Query(
             ref_id=ref_id,
             target=model.get("targetFull") or model["target"],

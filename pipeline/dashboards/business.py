@@ -2,6 +2,7 @@
 
 from pipeline.dashboards.panels import (
     Row,
+    by,
     by_node,
     counts,
     dashboard,
@@ -10,11 +11,17 @@ from pipeline.dashboards.panels import (
     named,
     peaks,
     prefix_variable,
+    tagged,
+    total,
 )
 
 OUTCOME = "stats_counts.$prefix.api.$service.*.outcome"
 EVENTS = "stats_counts.$prefix.events"
 FAILED = "{server_error,timeout,connection_error,error}"
+ACTIVE = "stats.sets.$prefix.users.active"
+FEATURES = "stats_counts.$prefix.features"
+API_LATENCY = "stats.timers.$prefix.api.$service.*.latency"
+SUM = "sumSeries"
 
 
 def build() -> dict:
@@ -32,18 +39,21 @@ def build() -> dict:
                 [
                     graph(
                         "Active users",
-                        named("stats.sets.$prefix.users.active.count", "active in interval"),
+                        named(f"sumSeries({tagged(ACTIVE, 'count')})", "active in the interval"),
                         named(
-                            "summarize(stats_counts.$prefix.users.daily_active, '1d', 'sum', "
-                            "false)",
-                            "active today",
+                            peaks(f"sumSeries({tagged(ACTIVE, 'daily_count')})"),
+                            "active today (UTC)",
                         ),
                         description="Distinct users per flush interval (counted by keyed "
-                        "pseudonym), and first visits of each UTC day.",
+                        "pseudonym), and the running count of distinct users since 00:00 UTC, "
+                        "kept by the aggregator (with several hosts, the sum over hosts: a "
+                        "user seen by two counts twice).",
                     ),
                     graph(
                         "Feature usage",
-                        by_node(counts("stats_counts.$prefix.features.*"), 3),
+                        by_node(
+                            counts(by(tagged("stats_counts.$prefix.features.*"), 3, "sumSeries")), 0
+                        ),
                         stacked=True,
                     ),
                 ],
@@ -53,25 +63,38 @@ def build() -> dict:
                 [
                     graph(
                         "Calls by outcome",
-                        by_node(counts(f"groupByNode({OUTCOME}.*, 6, 'sum')"), 0),
+                        by_node(counts(by(tagged(f"{OUTCOME}.*"), 6, "sumSeries")), 0),
                         stacked=True,
                     ),
                     graph(
                         "Errors and rate-limit hits",
-                        named(counts(f"sumSeries({OUTCOME}.{FAILED})"), "errors"),
-                        named(counts(f"sumSeries({OUTCOME}.rate_limited)"), "rate limited (429)"),
+                        named(counts(total(f"{OUTCOME}.{FAILED}")), "errors"),
+                        named(counts(total(f"{OUTCOME}.rate_limited")), "rate limited (429)"),
                         description="Calls that failed (5xx, timeout, connection) and calls "
                         "refused by the API's rate limit.",
+                        colors={"errors": "red", "rate limited (429)": "orange"},
                     ),
                     graph(
                         "Call latency p90 by endpoint",
-                        by_node(peaks("stats.timers.$prefix.api.$service.*.latency.upper_90"), 5),
+                        by_node(
+                            peaks(
+                                by(
+                                    tagged(API_LATENCY, "upper_90"),
+                                    5,
+                                    "maxSeries",
+                                )
+                            ),
+                            0,
+                        ),
                         unit="ms",
                     ),
                     graph(
                         "Remaining quota",
-                        by_node("stats.gauges.$prefix.api.$service.quota.{remaining,limit}", 5),
-                        description="Calls left in the API's rate-limit window, and the limit.",
+                        "groupByNodes("
+                        + tagged("stats.gauges.$prefix.api.$service.quota.{remaining,limit}")
+                        + ", 'minSeries', 4, 6)",
+                        description="Calls left in the API's rate-limit window, and the limit, per "
+                        "API (`chpp.remaining`, `chpp.limit`); the lowest over hosts.",
                     ),
                 ],
             ),
@@ -80,13 +103,31 @@ def build() -> dict:
                 [
                     graph(
                         "Player updates",
-                        by_node(counts(f"{EVENTS}.{{player_updates,player_edits}}"), 3),
+                        by_node(
+                            counts(
+                                by(
+                                    tagged(f"{EVENTS}.{{player_updates,player_edits}}"),
+                                    3,
+                                    "sumSeries",
+                                )
+                            ),
+                            0,
+                        ),
                         description="Players changed by syncs from the game API, and edits "
                         "by managers.",
                     ),
                     graph(
                         "Training recommendations",
-                        by_node(counts(f"{EVENTS}.training_recommendations_{{made,accepted}}"), 3),
+                        by_node(
+                            counts(
+                                by(
+                                    tagged(f"{EVENTS}.training_recommendations_{{made,accepted}}"),
+                                    3,
+                                    "sumSeries",
+                                )
+                            ),
+                            0,
+                        ),
                     ),
                 ],
             ),

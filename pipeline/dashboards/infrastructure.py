@@ -2,6 +2,7 @@
 
 from pipeline.dashboards.panels import (
     Row,
+    by,
     by_node,
     counts,
     dashboard,
@@ -10,6 +11,7 @@ from pipeline.dashboards.panels import (
     named,
     peaks,
     prefix_variable,
+    tagged,
 )
 
 PROCESS = "stats.gauges.$prefix.process.$host"
@@ -32,22 +34,24 @@ def build() -> dict:
                 [
                     graph(
                         "CPU by host",
-                        by_node(f"{PROCESS}.cpu.percent", 4),
+                        by(tagged(f"{PROCESS}.cpu.percent"), 4, "sumSeries"),
                         unit="percent",
                         description="100% is one core busy.",
                     ),
                     graph(
-                        "Memory (RSS) by host", by_node(f"{PROCESS}.memory.rss", 4), unit="bytes"
+                        "Memory (RSS) by host",
+                        by(tagged(f"{PROCESS}.memory.rss"), 4, "sumSeries"),
+                        unit="bytes",
                     ),
-                    graph("Threads by host", by_node(f"{PROCESS}.threads", 4)),
+                    graph("Threads by host", by(tagged(f"{PROCESS}.threads"), 4, "sumSeries")),
                     graph(
                         "Open files by host",
-                        by_node(f"{PROCESS}.open_files", 4),
+                        by(tagged(f"{PROCESS}.open_files"), 4, "sumSeries"),
                         description="File descriptors, sockets included.",
                     ),
                     graph(
                         "Uptime by host",
-                        by_node(f"{PROCESS}.uptime", 4),
+                        by(tagged(f"{PROCESS}.uptime"), 4, "maxSeries"),
                         unit="s",
                         description="Drops to zero at a restart.",
                     ),
@@ -55,8 +59,11 @@ def build() -> dict:
                         "Garbage collections by generation",
                         by_node(
                             counts(
-                                "groupByNode(stats_counts.$prefix.process.$host.gc.*.collections, "
-                                "5, 'sum')"
+                                by(
+                                    tagged("stats_counts.$prefix.process.$host.gc.*.collections"),
+                                    5,
+                                    "sumSeries",
+                                )
                             ),
                             0,
                         ),
@@ -68,19 +75,22 @@ def build() -> dict:
                 [
                     graph(
                         "Queries per second by kind, and errors",
-                        by_node(f"{DB}.query.*.count_ps", 6),
-                        named("sumSeries(stats.$prefix.db.$db.errors.*)", "errors"),
+                        by(tagged(f"{DB}.query.*", "count_ps"), 6, "sumSeries"),
+                        named(f"sumSeries({tagged('stats.$prefix.db.$db.errors.*')})", "errors"),
                         unit="ops",
                         stacked=True,
                     ),
                     graph(
                         "Query time p90 by kind",
-                        by_node(peaks(f"{DB}.query.*.upper_90"), 6),
+                        by_node(peaks(by(tagged(f"{DB}.query.*", "upper_90"), 6, "maxSeries")), 0),
                         unit="ms",
                     ),
                     graph(
                         "Connection pool",
-                        by_node(peaks("stats.gauges.$prefix.db.$db.pool.*"), 6),
+                        by_node(
+                            peaks(by(tagged("stats.gauges.$prefix.db.$db.pool.*"), 6, "sumSeries")),
+                            0,
+                        ),
                         description="Connections in use, over the pool size (overflow), and "
                         "the pool size, summed over processes.",
                     ),

@@ -24,6 +24,8 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models.dashboard import (
     DashboardCursorSync,
+    DynamicConfigValue,
+    MatcherConfig,
     VariableOption,
     VariableRefresh,
     VariableSort,
@@ -37,6 +39,26 @@ DATASOURCE = common.DataSourceRef(type_val=PLUGIN, uid=DATASOURCE_UID)
 REFRESH = "30s"
 WIDTH = 12  # half of Grafana's 24-column grid
 HEIGHT = 8
+
+
+def tagged(path: str, field: str = "") -> str:
+    """Every series of `path`, whatever its tags: none, or the one segment the aggregator folds
+    them into right after the name (constant tags, the host tag; docs/metrics.md, "Tags").
+    `field` is what follows the name (a timer's `upper_90`, a set's `count`)."""
+    tail = f".{field}" if field else ""
+    return f"group({path}{tail}, {path}.*{tail})"
+
+
+def by(target: str, node: int, how: str) -> str:
+    """One series per value of `node` (0-based), named by it, the rest (hosts, tag sets, the
+    other values of a glob) combined by `how`: sumSeries for counts and levels that add up,
+    maxSeries for peaks and percentiles, averageSeries for means, minSeries for what is left."""
+    return f"groupByNode({target}, {node}, '{how}')"
+
+
+def total(path: str, how: str = "sumSeries") -> str:
+    """All the series of `path`, every tag set and host, combined into one."""
+    return f"{how}({tagged(path)})"
 
 
 def counts(target: str) -> str:
@@ -94,8 +116,14 @@ def graph(
     unit: str = "short",
     description: str = "",
     stacked: bool = False,
+    colors: dict[str, str] | None = None,
 ) -> timeseries.Panel:
-    """A time-series panel whose queries are Graphite targets, refIds A, B, C..."""
+    """A time-series panel whose queries are Graphite targets, refIds A, B, C...
+
+    `colors` fixes the colour of series by name (`{"failed": "red"}`: a byNames override),
+    where the palette's order would give the wrong meaning (failed logins in green); the
+    preview draws them so too.
+    """
     panel = (
         timeseries.Panel()
         .title(title)
@@ -123,6 +151,10 @@ def graph(
         panel = panel.stacking(common_builders.StackingConfig().mode(common.StackingMode.NORMAL))
     for ref_id, target in zip(string.ascii_uppercase, targets, strict=False):
         panel = panel.with_target(Query(target).ref_id(ref_id).datasource(DATASOURCE))
+    for name, color in (colors or {}).items():
+        fixed = DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": color})
+        matcher = MatcherConfig(id_val="byNames", options={"mode": "include", "names": [name]})
+        panel = panel.with_override(matcher, [fixed])
     return panel
 
 

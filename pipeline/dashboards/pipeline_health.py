@@ -2,6 +2,7 @@
 
 from pipeline.dashboards.panels import (
     Row,
+    by,
     by_node,
     counts,
     dashboard,
@@ -9,6 +10,7 @@ from pipeline.dashboards.panels import (
     graph,
     named,
     peaks,
+    tagged,
 )
 
 # The aggregator's internal metrics (prefix_stats "statsd", legacy namespace; docs/aggregator.md).
@@ -28,24 +30,47 @@ def build() -> dict:
                 [
                     graph(
                         "Packets and metrics received",
-                        by_node(f"{AGGREGATOR}.{{packets_received,metrics_received}}", 2),
+                        by(
+                            tagged(f"{AGGREGATOR}.{{packets_received,metrics_received}}"),
+                            2,
+                            "sumSeries",
+                        ),
                         unit="cps",
                     ),
                     graph(
                         "Bad lines",
-                        named(counts("stats_counts.statsd.bad_lines_seen"), "bad lines"),
+                        named(
+                            counts(f"sumSeries({tagged('stats_counts.statsd.bad_lines_seen')})"),
+                            "bad lines",
+                        ),
                         description="Lines rejected (malformed, invalid name, oversized...): "
                         "counted and dropped.",
+                        colors={"bad lines": "red"},
                     ),
                     graph(
                         "Flush time",
-                        named(peaks(f"{AGGREGATOR}.graphiteStats.flush_time"), "write to Carbon"),
-                        named(peaks(f"{AGGREGATOR}.processing_time"), "compute flush"),
+                        named(
+                            peaks(f"maxSeries({tagged(f'{AGGREGATOR}.graphiteStats.flush_time')})"),
+                            "write to Carbon",
+                        ),
+                        named(
+                            peaks(f"maxSeries({tagged(f'{AGGREGATOR}.processing_time')})"),
+                            "compute flush",
+                        ),
                         unit="ms",
                     ),
                     graph(
                         "Spool",
-                        by_node(peaks("stats.gauges.statsd.spool.{flushes,bytes}"), 4),
+                        by_node(
+                            peaks(
+                                by(
+                                    tagged("stats.gauges.statsd.spool.{flushes,bytes}"),
+                                    4,
+                                    "sumSeries",
+                                )
+                            ),
+                            0,
+                        ),
                         description="Flushes waiting on disk because Carbon could not take "
                         "them. Written through Carbon too: while Carbon is unreachable this "
                         "graph stops, and the spooled history appears when it is replayed.",

@@ -2,6 +2,7 @@
 
 from pipeline.dashboards.panels import (
     Row,
+    by,
     by_node,
     counts,
     dashboard,
@@ -9,10 +10,14 @@ from pipeline.dashboards.panels import (
     graph,
     named,
     prefix_variable,
+    tagged,
+    total,
 )
 
 STATUS = "stats_counts.$prefix.http.$endpoint.status"
-SUCCEEDED = f"sumSeries({STATUS}.{{2xx,3xx}}.*)"
+SUCCEEDED = total(f"{STATUS}.{{2xx,3xx}}.*")
+RESPONSES = total(f"{STATUS}.*.*")
+FIVE_XX = total(f"{STATUS}.5xx.*")
 SECURITY = "stats_counts.$prefix.security"
 
 
@@ -31,21 +36,26 @@ def build() -> dict:
                 [
                     graph(
                         "Success ratio (2xx and 3xx share)",
-                        named(f"asPercent({SUCCEEDED}, sumSeries({STATUS}.*.*))", "success"),
+                        named(f"asPercent({SUCCEEDED}, {RESPONSES})", "success"),
                         unit="percent",
+                        colors={"success": "green"},
                     ),
                     graph(
                         "Exceptions by type, and 5xx responses",
                         by_node(
                             counts(
-                                "groupByNode(stats_counts.$prefix.http.$endpoint.exceptions.*, "
-                                "5, 'sum')"
+                                by(
+                                    tagged("stats_counts.$prefix.http.$endpoint.exceptions.*"),
+                                    5,
+                                    "sumSeries",
+                                )
                             ),
                             0,
                         ),
-                        named(counts(f"sumSeries({STATUS}.5xx.*)"), "5xx responses"),
+                        named(counts(FIVE_XX), "5xx responses"),
                         description="Exceptions raised while serving (class names only), "
                         "whether or not a handler turned them into an answer.",
+                        colors={"5xx responses": "red"},
                     ),
                 ],
             ),
@@ -54,15 +64,25 @@ def build() -> dict:
                 [
                     graph(
                         "Logins",
-                        by_node(counts(f"{SECURITY}.login.*"), 4),
+                        *(
+                            named(counts(total(f"{SECURITY}.login.{outcome}")), outcome)
+                            for outcome in ("succeeded", "failed", "blocked")
+                        ),
                         description="Succeeded, failed (wrong name or password), blocked "
                         "(account locked).",
                         stacked=True,
+                        colors={"succeeded": "green", "failed": "red", "blocked": "orange"},
                     ),
-                    graph("Lockouts", named(counts(f"{SECURITY}.lockouts"), "accounts locked")),
+                    graph(
+                        "Lockouts",
+                        named(counts(total(f"{SECURITY}.lockouts")), "accounts locked"),
+                        colors={"accounts locked": "red"},
+                    ),
                     graph(
                         "Rate limiting by rule",
-                        by_node(counts(f"{SECURITY}.rate_limited.*"), 4),
+                        by_node(
+                            counts(by(tagged(f"{SECURITY}.rate_limited.*"), 4, "sumSeries")), 0
+                        ),
                         description="Requests refused by the application's own limits.",
                     ),
                 ],

@@ -2,6 +2,7 @@
 
 from pipeline.dashboards.panels import (
     Row,
+    by,
     by_node,
     counts,
     dashboard,
@@ -10,9 +11,12 @@ from pipeline.dashboards.panels import (
     named,
     peaks,
     prefix_variable,
+    tagged,
+    total,
 )
 
 HTTP = "stats.timers.$prefix.http.$endpoint"
+LATENCY = f"{HTTP}.latency"
 STATUS = "stats_counts.$prefix.http.$endpoint.status"
 
 
@@ -31,27 +35,42 @@ def build() -> dict:
                 [
                     graph(
                         "Request rate by endpoint",
-                        by_node(f"{HTTP}.latency.count_ps", 4),
+                        by(tagged(f"{HTTP}.latency", "count_ps"), 4, "sumSeries"),
                         unit="reqps",
                         stacked=True,
                     ),
                     graph(
                         "Responses by status class",
-                        by_node(counts(f"groupByNode({STATUS}.*.*, 5, 'sum')"), 0),
+                        *(
+                            named(counts(total(f"{STATUS}.{status}.*")), status)
+                            for status in ("2xx", "3xx", "4xx", "5xx")
+                        ),
                         description="Responses per flush interval, summed over the endpoints.",
                         stacked=True,
+                        colors={"2xx": "green", "3xx": "blue", "4xx": "orange", "5xx": "red"},
                     ),
                     graph(
                         "Error ratio (5xx share of responses)",
                         named(
-                            f"asPercent(sumSeries({STATUS}.5xx.*), sumSeries({STATUS}.*.*))", "5xx"
+                            f"asPercent({total(f'{STATUS}.5xx.*')}, {total(f'{STATUS}.*.*')})",
+                            "5xx",
                         ),
                         unit="percent",
                         description="Empty while no 5xx has ever been answered.",
+                        colors={"5xx": "red"},
                     ),
                     graph(
                         "Requests in flight",
-                        by_node(peaks("stats.gauges.$prefix.http.$endpoint.in_flight"), 4),
+                        by_node(
+                            peaks(
+                                by(
+                                    tagged("stats.gauges.$prefix.http.$endpoint.in_flight"),
+                                    4,
+                                    "sumSeries",
+                                )
+                            ),
+                            0,
+                        ),
                         description="Summed over every process and host; peaks kept when "
                         "zoomed out.",
                     ),
@@ -62,23 +81,25 @@ def build() -> dict:
                 [
                     graph(
                         "Median latency by endpoint",
-                        by_node(f"{HTTP}.latency.median", 4),
+                        by(tagged(f"{HTTP}.latency", "median"), 4, "averageSeries"),
                         unit="ms",
                     ),
                     graph(
                         "p90 latency by endpoint",
-                        by_node(peaks(f"{HTTP}.latency.upper_90"), 4),
+                        by_node(
+                            peaks(by(tagged(f"{HTTP}.latency", "upper_90"), 4, "maxSeries")), 0
+                        ),
                         unit="ms",
                         description="90% of the interval's requests were at most this slow.",
                     ),
                     graph(
                         "Slowest request (upper) by endpoint",
-                        by_node(peaks(f"{HTTP}.latency.upper"), 4),
+                        by_node(peaks(by(tagged(LATENCY, "upper"), 4, "maxSeries")), 0),
                         unit="ms",
                     ),
                     graph(
                         "Response size (mean) by endpoint",
-                        by_node(f"{HTTP}.response_bytes.mean", 4),
+                        by(tagged(f"{HTTP}.response_bytes", "mean"), 4, "averageSeries"),
                         unit="bytes",
                     ),
                 ],

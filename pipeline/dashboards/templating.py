@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 ALL = "$__all"
 Lookup = Callable[[str], Sequence[str]]
@@ -109,6 +109,8 @@ class PanelQuery:
     width: int  # grid columns of 24
     height: int  # grid rows of 30 px
     stacked: bool
+    unit: str = "short"  # Grafana's unit id: ms, percent, reqps, bytes...
+    colors: dict[str, str] = field(default_factory=dict)  # series name -> fixed colour
 
 
 def panels(model: dict, variables: Mapping[str, Variable]) -> list[PanelQuery]:
@@ -122,7 +124,16 @@ def panels(model: dict, variables: Mapping[str, Variable]) -> list[PanelQuery]:
             for t in panel.get("targets", [])
             if not t.get("hide")
         }
-        stacking = panel.get("fieldConfig", {}).get("defaults", {}).get("custom", {})
+        config = panel.get("fieldConfig", {})
+        stacking = config.get("defaults", {}).get("custom", {})
+        colors = {}
+        for override in config.get("overrides", []):
+            matcher = override.get("matcher", {})
+            names = (matcher.get("options") or {}).get("names", [])
+            for item in override.get("properties", []):
+                fixed = (item.get("value") or {}).get("fixedColor")
+                if matcher.get("id") == "byNames" and item.get("id") == "color" and fixed:
+                    colors.update(dict.fromkeys(names, fixed))
         found.append(
             PanelQuery(
                 id=panel["id"],
@@ -131,6 +142,8 @@ def panels(model: dict, variables: Mapping[str, Variable]) -> list[PanelQuery]:
                 width=panel["gridPos"]["w"],
                 height=panel["gridPos"]["h"],
                 stacked=stacking.get("stacking", {}).get("mode") == "normal",
+                unit=config.get("defaults", {}).get("unit") or "short",
+                colors=colors,
             )
         )
     return found

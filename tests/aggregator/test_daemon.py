@@ -91,8 +91,8 @@ def test_config_file_options_and_tag_mode_path(start_daemon, sink):
     )
     after = d.send_fresh(b"http.req:1|c|#status:500,route:home\nlat:5|ms:15|ms")
     flush = sink.wait_flush(lambda f: any(k.startswith("app.counters.http") for k in f), after)
-    assert flush["app.counters.http.req.route.home.status.500.rate.host1"] == "5"
-    assert flush["app.counters.http.req.route.home.status.500.count.host1"] == "1"
+    assert flush["app.counters.http.req.route-home--status-500.rate.host1"] == "5"
+    assert flush["app.counters.http.req.route-home--status-500.count.host1"] == "1"
     assert flush["app.timers.lat.upper_50.host1"] == "5"
     assert flush["app.timers.lat.lower_top50.host1"] == "15"
     assert flush["app.timers.lat.histogram.bin_10.host1"] == "1"

@@ -158,7 +158,7 @@ def test_only_selected_sets_get_a_daily_count():
     [
         ({}, "stats.sets.teamapp.users.active.daily_count;env=prod"),
         ({"global_suffix": "h1"}, "stats.sets.teamapp.users.active.daily_count.h1;env=prod"),
-        ({"tag_mode": "path"}, "stats.sets.teamapp.users.active.env.prod.daily_count"),
+        ({"tag_mode": "path"}, "stats.sets.teamapp.users.active.env-prod.daily_count"),
         (
             {"legacy_namespace": False, "global_prefix": "m", "prefix_set": "s"},
             "m.s.teamapp.users.active.daily_count;env=prod",

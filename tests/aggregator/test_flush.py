@@ -10,6 +10,7 @@ from freezegun import freeze_time
 
 from aggregator.config import from_mapping
 from aggregator.flush import Flush
+from aggregator.naming import Namer
 from aggregator.parse import Parser
 from aggregator.state import Interval, Store
 
@@ -328,21 +329,71 @@ def test_flush_counts_off_and_prefix_stats():
     """)
 
 
-def test_tag_mode_path_folds_sorted_tags_into_the_name():
+def test_tag_mode_path_folds_sorted_tags_into_one_segment_after_the_name():
     (lines,) = run(
-        [[b"req:1|c|#status:200,method:get,canary\nlat:5|ms|#host:a.b\ng:1|g|#x:1"]],
+        [[b"req:1|c|#status:200,method:get,canary\nlat:5|ms|#host:a.b\ng:1|g|#x:1\n"
+          b"u:a|s|#env:prod"]],
+        tag_mode="path",
+    )  # fmt: skip
+    assert "stats.req.canary--method-get--status-200 1" in lines
+    assert "stats_counts.req.canary--method-get--status-200 1" in lines
+    assert "stats.timers.lat.host-a_b.mean 5" in lines
+    assert "stats.gauges.g.x-1 1" in lines
+    assert "stats.sets.u.env-prod.count 1" in lines
+    assert not [line for line in lines if ";" in line]
+
+
+def test_one_two_or_no_tags_keep_the_same_depth_so_one_wildcard_reads_them_all():
+    (lines,) = run(
+        [[b"app.lat:5|ms|#env:prod\napp.lat:6|ms|#env:prod,region:eu\napp.lat:7|ms|#a.b:c=d"]],
         tag_mode="path",
     )
-    assert "stats.req.canary.method.get.status.200 1" in lines
-    assert "stats_counts.req.canary.method.get.status.200 1" in lines
-    assert "stats.timers.lat.host.a_b.mean 5" in lines
-    assert "stats.gauges.g.x.1 1" in lines
-    assert not [line for line in lines if ";" in line]
+    uppers = sorted(line for line in lines if ".upper " in line)
+    assert uppers == [
+        "stats.timers.app.lat.a_b-c_d.upper 7",
+        "stats.timers.app.lat.env-prod--region-eu.upper 6",
+        "stats.timers.app.lat.env-prod.upper 5",
+    ]
 
 
 def test_tag_mode_path_in_the_new_namespace_puts_tags_before_the_field_and_suffix():
     (lines,) = run([[b"req:1|c|#a:b"]], tag_mode="path", legacy_namespace=False, global_suffix="h1")
-    assert "stats.counters.req.a.b.rate.h1 1" in lines
+    assert "stats.counters.req.a-b.rate.h1 1" in lines
+
+
+def test_the_host_tag_marks_every_series_the_aggregator_writes_its_own_included():
+    (lines,) = run([[b"req:1|c\nreq:1|c|#env:prod\nu:a|s"]], tag_mode="path", host_tag="web-1")
+    assert "stats_counts.req.host-web-1 1" in lines
+    assert "stats_counts.req.env-prod--host-web-1 1" in lines
+    assert "stats.sets.u.host-web-1.count 1" in lines
+    assert "stats_counts.statsd.bad_lines_seen.host-web-1 0" in lines
+    assert "statsd.numStats.host-web-1 6" in lines
+    assert any(line.startswith("stats.statsd.processing_time.host-web-1 ") for line in lines)
+    # an application's own host tag wins: one host tag per series
+    (own,) = run([[b"req:1|c|#host:app1"]], tag_mode="path", host_tag="web-1")
+    assert "stats_counts.req.host-app1 1" in own
+
+
+def test_the_host_tag_in_graphite_mode_is_a_graphite_tag():
+    (lines,) = run([[b"req:1|c"]], host_tag="web-1")
+    assert "stats_counts.req;host=web-1 1" in lines
+    assert any(line.startswith("statsd.numStats;host=web-1 ") for line in lines)
+
+
+def test_host_tag_auto_is_the_machines_name(monkeypatch):
+    monkeypatch.setattr("socket.gethostname", lambda: "db.example.org")
+    (lines,) = run([[b"req:1|c"]], tag_mode="path", host_tag="auto")
+    assert "stats_counts.req.host-db_example_org 1" in lines
+
+
+def test_set_paths_of_another_field_fold_like_count():
+    namer = Namer(from_mapping({"tag_mode": "path", "global_suffix": "x"}))
+    count = namer.set_path("app.users.active;env=prod")
+    assert count == "stats.sets.app.users.active.env-prod.count.x"
+    assert (
+        namer.set_path("app.users.active;env=prod", "daily_count")
+        == "stats.sets.app.users.active.env-prod.daily_count.x"
+    )
 
 
 def test_raw_keys_are_sanitised_on_output_tags_included():

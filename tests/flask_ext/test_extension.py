@@ -234,6 +234,39 @@ def test_app_config_builds_the_apps_own_client(tmp_path, statsd_recorder, monkey
     ext.client.close()
 
 
+def test_the_apps_own_client_keeps_configures_tags_one_naming_scheme(
+    tmp_path, statsd_recorder, monkeypatch
+):
+    # Before: with STATSD_PREFIX in app.config the extension built a client from the
+    # environment alone, so configure()'s constant tags were missing from the request metrics
+    # and one application wrote two naming schemes.
+    import statsd_metrics
+
+    monkeypatch.delenv("STATSD_PREFIX", raising=False)
+    monkeypatch.delenv("STATSD_TAGS", raising=False)
+    statsd_metrics.configure(prefix="teamapp", tags={"env": "prod", "region": "eu"}, port=9)
+    try:
+        app = make_app(tmp_path, STATSD_PREFIX="teamapp", STATSD_PORT=9)
+        ext = StatsdMetrics(app)
+        app.test_client().get("/items/1")
+        statsd_metrics.incr("features.squad_view")
+        own = statsd_recorder.assert_incr("teamapp.http.item.status.2xx.200")
+        app_metric = statsd_recorder.assert_incr("teamapp.features.squad_view")
+        assert own.tags == app_metric.tags == {"env": "prod", "region": "eu"}
+        ext.client.close()
+    finally:
+        statsd_metrics.configure(prefix=None)
+
+
+def test_constant_tags_from_the_flask_config(tmp_path, statsd_recorder, monkeypatch):
+    monkeypatch.delenv("STATSD_TAGS", raising=False)
+    app = make_app(tmp_path, STATSD_PREFIX="cfgapp", STATSD_PORT=9, STATSD_TAGS="env:prod")
+    ext = StatsdMetrics(app)
+    app.test_client().get("/items/1")
+    assert statsd_recorder.assert_incr("cfgapp.http.item.status.2xx.200").tags == {"env": "prod"}
+    ext.client.close()
+
+
 def test_without_client_settings_the_default_client_is_used(tmp_path, statsd_recorder, monkeypatch):
     import statsd_metrics
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -42,6 +43,10 @@ from statsd_metrics.process import ProcessCollector
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "test-output"
 PREFIX = "teamapp"
+# The same example app a second time, with two constant tags (folded by the aggregator into
+# one path segment after each name): the dashboards and rules must show both.
+TAGGED_PREFIX = "tagapp"
+TAGGED_TAGS = "env:prod,region:eu"
 FLUSH = 1  # seconds: aggregator flush interval and finest Whisper archive
 # Rule durations in the tests: a minute of the shipped rules lasts two seconds here.
 TIME_SCALE = 1 / 30
@@ -235,19 +240,8 @@ class Live:
         self.chpp_server: ExitStack | None = None
         self.chpp_up()
         stack.callback(self.chpp_down)
-        self.app = create_app({
-            "CHPP_URL": self.chpp_url,
-            "CHPP_RETRIES": 1,
-            "DEMO_USERS": 12,
-            "STATSD_HOST": HOST,
-            "STATSD_PORT": self.aggregator.port,
-            "STATSD_PREFIX": PREFIX,
-            "STATSD_METRICS_USER_HASH_SECRET": os.urandom(32).hex(),
-            "TRUST_PROXY": True,
-            "LOCKOUT_SECONDS": 5,
-            "RATE_LIMITS": {"login": (30, 60.0), "sync": (1, 1.0)},
-            "DATABASE_URL": f"sqlite:///{work}/teamapp.db",
-        })  # fmt: skip
+        self.app = self.example_app(work, PREFIX, {})
+        self.tagged_app = self.example_app(work, TAGGED_PREFIX, {"STATSD_TAGS": TAGGED_TAGS})
         self.faults = Faults()
         faults = self.faults
 
@@ -259,14 +253,36 @@ class Live:
             ):
                 raise RuntimeError("injected fault")
 
-        stack.callback(self.app.extensions["statsd_metrics"].client.close)
-        stack.callback(self.app.extensions["teamapp"].chpp.close)
         self.app_url = stack.enter_context(serve_in_thread(self.app))
+        self.tagged_url = stack.enter_context(serve_in_thread(self.tagged_app))
         self.collector = None
         self.app_sending()
         stack.callback(self.app_silent)
+        tagged_client = self.tagged_app.extensions["statsd_metrics"].client
+        tagged_collector = ProcessCollector(tagged_client, interval=0.5).start()
+        stack.callback(tagged_collector.stop)
         self.started = time.time()
         self.rules_dir = scaled_rules(RULES_DIR, work / "rules", TIME_SCALE)
+
+    def example_app(self, work: Path, prefix: str, extra: dict):
+        """The example app sending to the live aggregator under `prefix`, closed at the end."""
+        app = create_app({
+            "CHPP_URL": self.chpp_url,
+            "CHPP_RETRIES": 1,
+            "DEMO_USERS": 12,
+            "STATSD_HOST": HOST,
+            "STATSD_PORT": self.aggregator.port,
+            "STATSD_PREFIX": prefix,
+            "STATSD_METRICS_USER_HASH_SECRET": os.urandom(32).hex(),
+            "TRUST_PROXY": True,
+            "LOCKOUT_SECONDS": 5,
+            "RATE_LIMITS": {"login": (30, 60.0), "sync": (1, 1.0)},
+            "DATABASE_URL": f"sqlite:///{work}/{prefix}.db",
+            **extra,
+        })  # fmt: skip
+        self.stack.callback(app.extensions["statsd_metrics"].client.close)
+        self.stack.callback(app.extensions["teamapp"].chpp.close)
+        return app
 
     @property
     def render_url(self) -> str:
@@ -301,9 +317,14 @@ class Live:
             self.collector = None
 
 
+QUOTED_DURATION = re.compile(r"'(\d+)(min|s|h)'")
+UNIT = {"s": 1, "min": 60, "h": 3600}
+
+
 def scaled_rules(source: Path, target: Path, factor: float) -> Path:
-    """A copy of the rule files with every duration (group interval, `for`, query ranges)
-    multiplied by `factor`: the same queries and thresholds on a test's time scale."""
+    """A copy of the rule files with every duration (group interval, `for`, query ranges, and
+    the windows quoted inside queries such as movingSum's '3min') multiplied by `factor`: the
+    same queries and thresholds on a test's time scale."""
     target.mkdir(parents=True, exist_ok=True)
     for path in source.glob("*.yaml"):
         document = yaml.safe_load(path.read_text())
@@ -315,6 +336,11 @@ def scaled_rules(source: Path, target: Path, factor: float) -> Path:
                     window = item.get("relativeTimeRange")
                     if window:
                         item["relativeTimeRange"] = {k: v * factor for k, v in window.items()}
+                    if "target" in item["model"]:
+                        item["model"]["target"] = QUOTED_DURATION.sub(
+                            lambda m: f"'{int(m[1]) * UNIT[m[2]] * factor:g}s'",
+                            item["model"]["target"],
+                        )
         (target / path.name).write_text(yaml.safe_dump(document, sort_keys=False))
     return target
 
@@ -348,7 +374,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         setup = Live(tmp_path_factory.mktemp("grafana-live"), stack)
         plan = TrafficPlan(duration=12, users=12, peak_visits=3, error_burst=True,
                            rate_limit_storm=True, chpp_url=setup.chpp_url, seed=3)  # fmt: skip
+        tagged = threading.Thread(target=TrafficGenerator(setup.tagged_url, plan).run, daemon=True)
+        tagged.start()  # the tagged app's day, at the same time
         TrafficGenerator(setup.app_url, plan).run()
+        tagged.join(120)
         setup.chpp.settings.rate_limit = 10_000  # the fault tests choose their own trouble
         yield setup
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.alerts import evaluate
+from pipeline.alerts.cli import table
 from pipeline.alerts.evaluate import (
     ALERTING,
     ERROR,
@@ -27,7 +28,16 @@ from pipeline.alerts.evaluate import (
     rule_state,
     threshold_holds,
 )
-from pipeline.alerts.rules import RULES_DIR, Query, Reduce, Rule, RuleError, Threshold, load
+from pipeline.alerts.rules import (
+    RULES_DIR,
+    Query,
+    Reduce,
+    Rule,
+    RuleError,
+    Threshold,
+    load,
+    seconds,
+)
 
 STEP = 10
 NOW = 1_800_000_000  # an evaluation time on the 10 s grid
@@ -142,16 +152,41 @@ def test_one_evaluation_queries_the_relative_range_and_reduces():
     assert evaluate_once(make_rule(params=(0.4,)), api, NOW)[0].state == NORMAL
 
 
-def test_no_series_is_nodata_and_untagged_series_are_an_error():
+class Named(FakeRender):
+    """Several untagged series, named `names[i]`, each `value(ts) + i`."""
+
+    def __init__(self, value, names):
+        super().__init__(value)
+        self.names = names
+
+    def render(self, target, start, end, mdp):
+        self.requests.append((target, start, end, mdp))
+        first = start - start % STEP + STEP
+        return [
+            {"target": name,
+             "datapoints": [[self.value(ts, name), ts] for ts in range(first, end + 1, STEP)]}
+            for name in self.names
+        ]  # fmt: skip
+
+
+def test_no_series_is_nodata_and_same_named_untagged_series_are_an_error():
     assert [r.state for r in evaluate_once(make_rule(), FakeRender(None), NOW)] == [NO_DATA]
-
-    class TwoSeries(FakeRender):
-        def render(self, *args):
-            return super().render(*args) * 2
-
-    (result,) = evaluate_once(make_rule(), TwoSeries(lambda ts: 1.0), NOW)
+    (result,) = evaluate_once(make_rule(), Named(lambda ts, n: 1.0, ["a", "a"]), NOW)
     assert result.state == ERROR
-    assert "labels" in result.error
+    assert "cannot be told apart" in result.error
+
+
+def test_several_untagged_series_are_instances_named_by_their_series():
+    # Before: any two untagged series were an Error. Grafana labels each __name__=<name>.
+    api = Named(lambda ts, name: 1.0 if name == "shop" else 0.0, ["blog", "shop"])
+    results = evaluate_once(make_rule(), api, NOW)
+    assert {r.labels: r.state for r in results} == {
+        (("__name__", "blog"),): NORMAL,
+        (("__name__", "shop"),): ALERTING,
+    }
+    # one untagged series keeps no labels at all
+    (single,) = evaluate_once(make_rule(), Named(lambda ts, n: 1.0, ["shop"]), NOW)
+    assert single.labels == ()
 
 
 def test_tagged_series_are_instances_labelled_by_their_tags():
@@ -213,7 +248,8 @@ def test_for_zero_fires_at_the_first_true_evaluation():
     api = FakeRender(lambda ts: 1.0)
     (instance,) = rule_state(make_rule(pending=0), api, NOW).instances
     assert instance.state == ALERTING
-    assert len(api.requests) == 1
+    # no pending period, but the two intervals that decide whether a series went missing
+    assert [r[2] for r in api.requests] == [NOW - 120, NOW - 60, NOW]
 
 
 def test_a_single_false_evaluation_restarts_the_pending_period():
@@ -256,6 +292,29 @@ def test_exec_error_state_alerting():
     assert rule_state(make_rule(), Down(), NOW).state == ERROR
 
 
+def test_a_missing_series_is_resolved_after_two_intervals_not_at_once():
+    # Before: an instance whose series vanished was dropped at the next evaluation.
+    gone = NOW + 60  # "blog" answers until NOW, then its series is missing
+    rule = make_rule(pending=0, params=(0.5,))
+
+    class Vanishing(Named):
+        def render(self, target, start, end, mdp):
+            answer = super().render(target, start, end, mdp)
+            return [s for s in answer if s["target"] == "shop" or end < gone]
+
+    api = Vanishing(lambda ts, name: 1.0, ["blog", "shop"])
+
+    def blog(at):
+        states = {i.labels: i for i in rule_state(rule, api, at).instances}
+        return states.get((("__name__", "blog"),))
+
+    assert blog(NOW).state == ALERTING
+    assert blog(NOW + 60).state == ALERTING  # missing once: kept as it was
+    resolved = blog(NOW + 120)  # two intervals after it was last seen
+    assert (resolved.state, resolved.error, resolved.since) == (NORMAL, "missing series", NOW + 120)
+    assert blog(NOW + 180) is None  # then forgotten
+
+
 # -- rule files -------------------------------------------------------------------------------
 
 SIX = {
@@ -268,20 +327,15 @@ SIX = {
 }
 
 
-def test_the_shipped_rules_load_with_the_prefix_from_the_environment():
-    rules = load(RULES_DIR, {"STATSD_METRICS_PREFIX": "shop"})
+def test_the_shipped_rules_need_no_variable_and_cover_every_application():
+    rules = load(RULES_DIR, {})
     assert {r.title for r in rules} == SIX
-    targets = " ".join(r.nodes["A"].target for r in rules if isinstance(r.nodes["A"], Query))
-    assert ".shop." in targets
-    assert "$" not in targets
     for rule in rules:
         assert rule.condition == "C"
         assert rule.pending >= rule.interval  # every rule waits at least one evaluation
-
-
-def test_a_missing_variable_is_named(tmp_path):
-    with pytest.raises(RuleError, match="STATSD_METRICS_PREFIX is not set"):
-        load(RULES_DIR, {})
+        for node in rule.nodes.values():
+            if isinstance(node, Query):
+                assert "$" not in node.target  # Grafana would send it to the render API as is
 
 
 RULE_FILE = """
@@ -293,7 +347,8 @@ groups:
     interval: 30s
     rules:
       - uid: u
-        title: t
+        title: t ${P}
+        labels: {team: "${P}", cost: "$$5"}
         condition: C
         data:
           - refId: A
@@ -314,18 +369,49 @@ groups:
 """
 
 
-def test_rule_file_parsing_durations_and_dollar_escape(tmp_path):
+def test_variables_are_expanded_in_the_rules_own_fields_never_in_models(tmp_path):
+    # Before: the whole group was expanded, models included; Grafana leaves models raw.
     (tmp_path / "rules.yaml").write_text(RULE_FILE % "threshold")
     (rule,) = load(tmp_path, {"P": "app"})
     assert (rule.interval, rule.pending) == (30, 90)
-    assert rule.nodes["A"] == Query("A", "${PRICE}.app.x", start=600, end=60)
+    assert rule.title == "t app"
+    assert rule.labels == {"team": "app", "cost": "$5"}
+    assert rule.nodes["A"] == Query("A", "$${PRICE}.${P}.x", start=600, end=60)
     assert rule.nodes["B"] == Reduce("B", "A", "last", "strict")
     assert (rule.no_data_state, rule.exec_err_state) == ("NoData", "Error")
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("90s", 90), ("5m", 300), ("1h30m", 5400), ("0", 0), ("500ms", 0.5),
+     ("1.5m", None), ("60", None), ("30m1h", None), ("5m5m", None), ("", None)],
+)  # fmt: skip
+def test_durations_use_grafanas_parser(text, expected):
+    # Before: 1.5m and a bare 60 were taken; Grafana refuses both and the file does not load.
+    if expected is None:
+        with pytest.raises(ValueError, match="not a Grafana duration"):
+            seconds(text)
+    else:
+        assert seconds(text) == expected
+
+
+def test_a_fractional_for_stops_the_file_naming_the_rule(tmp_path):
+    (tmp_path / "rules.yaml").write_text((RULE_FILE % "threshold").replace("1m30s", "1.5m"))
+    with pytest.raises(RuleError, match=r"rule 't app'.*1\.5m"):
+        load(tmp_path, {"P": "app"})
+
+
+def test_a_query_without_relative_time_range_is_refused(tmp_path):
+    # Before: a missing relativeTimeRange quietly meant the last 10 minutes.
+    text = (RULE_FILE % "threshold").replace("relativeTimeRange: {from: 600, to: 60}", "x: 1")
+    (tmp_path / "rules.yaml").write_text(text)
+    with pytest.raises(RuleError, match="relativeTimeRange"):
+        load(tmp_path, {"P": "app"})
+
+
 def test_unsupported_expressions_are_refused_by_name(tmp_path):
     (tmp_path / "rules.yaml").write_text(RULE_FILE % "math")
-    with pytest.raises(RuleError, match=r"rule 't'.*'math' is not supported"):
+    with pytest.raises(RuleError, match=r"rule 't app'.*'math' is not supported"):
         load(tmp_path, {"P": "app"})
 
 
@@ -370,6 +456,41 @@ def test_http_render_api_posts_what_grafana_backend_posts():
     )
     assert urllib.parse.parse_qs(body.decode())["target"] == ["sumSeries(a.*, b)"]
     assert evaluate.parse_series(answer)[0].values == [1.5, None]
+
+
+def test_a_render_api_traceback_is_one_line_of_the_table():
+    # Before: graphite-render's 500 page (a whole traceback) went into the error verbatim and
+    # broke the `alerts check` table over many lines.
+    page = (
+        b'<html><pre>Traceback (most recent call last):\n  File "app.py", line 1\n'
+        b"    raise ValueError\nZeroDivisionError: float division by zero\n</pre></html>"
+    )
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(500)
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        api = HttpRenderAPI(f"http://127.0.0.1:{server.server_port}")
+        state = rule_state(make_rule(pending=0), api, NOW)
+    finally:
+        server.shutdown()
+        server.server_close()
+    (instance,) = state.instances
+    assert instance.state == ERROR
+    assert instance.error == ("render API answered 500: ZeroDivisionError: float division by zero")
+    rows = table([state]).splitlines()
+    assert len(rows) == 2
+    assert rows[1].startswith("Error")
 
 
 def test_http_render_api_names_an_unreachable_server():

@@ -14,6 +14,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -28,11 +29,12 @@ NO_DATA = "statsd-metrics-no-data"
 BAD_LINES = "statsd-metrics-bad-lines"
 SPOOL = "statsd-metrics-spool"
 POLL = 0.5
+REPORT = Path(__file__).resolve().parents[2] / "test-output" / "alerts-check-live.txt"
 
 
 class Watch:
     def __init__(self, live) -> None:
-        self.rules = load(live.rules_dir, {"STATSD_METRICS_PREFIX": live.prefix})
+        self.rules = load(live.rules_dir, {})
         self.api = HttpRenderAPI(live.render_url)
         self.history: list[dict[str, str]] = []
 
@@ -45,7 +47,8 @@ class Watch:
         """Wait until every rule has stayed Normal for a whole window (the longest rule's,
         10 s scaled): a ratio dying away can dip under its threshold and come back. Rules
         outside `allowed` (if given) must not even go pending meanwhile."""
-        calm_for = max(r.nodes["A"].start for r in self.rules)
+        # The rules that read the last point of an hour (no data, spool) are calm at once.
+        calm_for = max(r.nodes["A"].start for r in self.rules if r.nodes["B"].reducer != "last")
         deadline = time.monotonic() + timeout
         calm_since = time.monotonic()
         while time.monotonic() - calm_since < calm_for:
@@ -62,6 +65,12 @@ class Watch:
         """Back to all Normal without any rule outside `allowed` on the way, and staying so."""
         self.until(set(), allowed, timeout)
         self.steady(timeout, allowed)
+
+    def record(self, live, moment: str) -> None:
+        """`alerts check`'s table at this moment, kept in test-output/alerts-check-live.txt
+        (what the documentation and the closing note quote)."""
+        with REPORT.open("a") as report:
+            report.write(f"## {moment}\n{alerts_check(live)}\n\n")
 
     def until(self, firing: set[str], allowed: set[str], timeout: float = 60) -> dict[str, str]:
         """Poll until exactly `firing` is Alerting (all Normal if empty); every poll on the way
@@ -93,6 +102,9 @@ def users(live):
 def watch(live, users) -> Watch:
     watch = Watch(live)
     watch.steady(timeout=120)  # the simulated day's storms have passed
+    REPORT.parent.mkdir(exist_ok=True)
+    REPORT.write_text("# alerts check on the live pipeline (durations scaled 1/30)\n\n")
+    watch.record(live, "steady traffic")
     return watch
 
 
@@ -100,7 +112,7 @@ def alerts_check(live, *args: str) -> str:
     """`statsd-metrics alerts check` itself (python -m pipeline), on the scaled rule files."""
     result = subprocess.run(
         [sys.executable, "-m", "pipeline", "alerts", "check", "--render-url", live.render_url,
-         "--rules", str(live.rules_dir), "--set", f"STATSD_METRICS_PREFIX={live.prefix}", *args],
+         "--rules", str(live.rules_dir), *args],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -124,17 +136,24 @@ def test_error_burst_fires_only_the_5xx_ratio_then_recovers(live, watch):
     live.faults.error_rate = 0.5  # half the squad and training views raise
     try:
         watch.until({FIVE_XX}, allowed={FIVE_XX})
+        watch.record(live, "error burst in the app: during")
         # The command line says the same, and --at reads the past: all was well before.
         now = {r["uid"]: r["state"] for r in json.loads(alerts_check(live, "--json"))}
         assert now == {uid: ALERTING if uid == FIVE_XX else NORMAL for uid in now}
         then = json.loads(alerts_check(live, "--json", "--at", str(before)))
         assert {r["state"] for r in then} == {NORMAL}
         table = alerts_check(live)
-        line = next(line for line in table.splitlines() if "5xx ratio high" in line)
-        assert line.startswith("Alerting")
+        # one instance per application: the faulty one fires, its tagged twin does not
+        lines = {
+            name: next(line for line in table.splitlines() if f"5xx ratio high {name}" in line)
+            for name in ("{__name__=teamapp}", "{__name__=tagapp}")
+        }
+        assert lines["{__name__=teamapp}"].startswith("Alerting")
+        assert lines["{__name__=tagapp}"].startswith("Normal")
     finally:
         live.faults.error_rate = 0.0
     watch.recovers({FIVE_XX})
+    watch.record(live, "error burst in the app: after recovery")
 
 
 def test_external_api_outage_fires_only_the_api_rule_then_recovers(live, watch):
@@ -144,29 +163,36 @@ def test_external_api_outage_fires_only_the_api_rule_then_recovers(live, watch):
     live.chpp_down()
     try:
         watch.until({API}, allowed={API})
+        watch.record(live, "external API (CHPP) down: during")
     finally:
         live.chpp_up()
     watch.recovers({API})
+    watch.record(live, "external API (CHPP) down: after recovery")
 
 
 def test_bad_lines_fire_only_the_aggregator_rule_then_recover(live, watch):
     live.aggregator.send(b"no colon here", b"teamapp.x:1|zz", b"teamapp.y:abc|c")
     watch.until({BAD_LINES}, allowed={BAD_LINES})
+    watch.record(live, "bad lines sent to the aggregator: during")
     watch.recovers({BAD_LINES})
+    watch.record(live, "bad lines sent to the aggregator: after recovery")
 
 
 def test_carbon_unreachable_fires_spool_and_no_data_then_recovers(live, watch):
     """From Graphite, an aggregator that spools is silent: its spool gauge and everything it
-    carries arrive only with the replay. The spool rule fires on that silence (noDataState
-    Alerting), and so does the application's heartbeat; nothing else does."""
+    carries arrive only with the replay. The spool rule fires on that silence (a missing value
+    after the series existed reads 1), and so does the application's heartbeat (no progress);
+    nothing else does."""
     live.forwarder.cut()
     try:
         watch.until({SPOOL, NO_DATA}, allowed={SPOOL, NO_DATA}, timeout=60)
+        watch.record(live, "Carbon unreachable from the aggregator: during")
     finally:
         live.forwarder.restore()
     # The aggregator reconnects after its backoff (up to 30 s) and replays the spool, whose
-    # gauge then shows it grew; the spool rule resolves once that leaves the window.
+    # gauge then shows it grew; the spool rule resolves once the spool has drained.
     watch.recovers({SPOOL, NO_DATA}, timeout=120)
+    watch.record(live, "Carbon unreachable from the aggregator: after recovery")
     replayed = HttpRenderAPI(live.render_url).render(
         "stats.gauges.statsd.spool.flushes", int(time.time()) - 120, int(time.time()), 1000
     )
@@ -178,10 +204,12 @@ def test_application_going_silent_fires_only_no_data_then_recovers(live, watch, 
     live.app_silent()
     try:
         watch.until({NO_DATA}, allowed={NO_DATA})
+        watch.record(live, "application silent: during")
     finally:
         live.app_sending()
         users.start()
     watch.recovers({NO_DATA})
+    watch.record(live, "application silent: after recovery")
     assert LATENCY not in {
         uid for states in watch.history for uid, s in states.items() if s != NORMAL
     }

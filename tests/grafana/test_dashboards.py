@@ -120,17 +120,20 @@ def test_every_panel_reads_the_provisioned_datasource():
 def test_counts_consolidate_by_sum_and_upper_by_max():
     """Every per-interval count (stats_counts.*) is summed when Grafana asks for fewer points
     than the range holds, and every timer upper (and upper_90) keeps its maximum; the
-    consolidation sits outside the functions that combine series (they would reset it)."""
+    consolidation sits outside the functions that combine series (they would reset it), and
+    every query reads the series with and without the folded tag segment (group)."""
     for model in load_all().values():
         for target in _targets(model):
             ratio = "asPercent(" in target or "summarize(" in target
             if "stats_counts." in target and not ratio:
                 assert re.search(
-                    r"consolidateBy\((groupByNode|sumSeries)?\(?stats_counts\.", target
+                    r"consolidateBy\(((groupByNode|sumSeries)\()?group\(stats_counts\.", target
                 ), target
                 assert "'sum')" in target, target
             if re.search(r"\.upper(_\d+)?\b", target):
-                assert "consolidateBy(stats.timers." in target, target
+                assert re.search(
+                    r"consolidateBy\((groupByNode|maxSeries)\(group\(stats\.timers\.", target
+                ), target
                 assert "'max')" in target, target
             assert not re.search(r"consolidateBy\((alias|aliasByNode)\(", target), target
 

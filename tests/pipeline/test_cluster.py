@@ -80,32 +80,51 @@ def whisper_points(path: Path, at: int) -> dict[int, float]:
     return {ts: v for ts, v in zip(range(start, end, step), values, strict=True) if v is not None}
 
 
-def test_two_aggregators_feed_the_relay_and_every_series_lands_once(start_up):
+def test_two_aggregators_feed_the_relay_and_every_count_of_the_same_names_lands(start_up):
+    # The same 40 names, each sent 60 times, alternately to the two aggregators. Before the
+    # host tag both wrote stats_counts.cluster.hitsN at the same timestamps and Whisper kept
+    # one of the two points: 1,200 of the 2,400 counts.
     flags = ("--caches", "2", "--aggregators", "2", "--flush-interval", "1")
     up = start_up(*flags, instances=2).wait_ready()
     assert len(up.addresses["statsd"]) == 2
     start = int(time.time()) - 1
-    first, second = (up.port("statsd", n) for n in range(2))
-    with Client("127.0.0.1", first, prefix="cluster.a0") as c0:
+    ports = [up.port("statsd", n) for n in range(2)]
+    clients = [Client("127.0.0.1", port, prefix="cluster") for port in ports]
+    for round_ in range(60):
         for n in range(40):
-            c0.incr(f"hits{n}", n + 1)
-    with Client("127.0.0.1", second, prefix="cluster.a1") as c1:
+            clients[(round_ + n) % 2].incr(f"hits{n}")
+        if round_ % 20 == 19:
+            for client in clients:
+                client.flush()
+            time.sleep(0.3)  # spread over several flushes, as real traffic is
+    for client in clients:
+        client.close()
+    with Client("127.0.0.1", ports[1], prefix="cluster.a1") as c1:
         for n in range(40):
             c1.gauge(f"level{n}", n)
-    counts = {f"stats_counts.cluster.a0.hits{n}": float(n + 1) for n in range(40)}
-    gauges = {f"stats.gauges.cluster.a1.level{n}": float(n) for n in range(40)}
+    expected = {f"hits{n}": 60.0 for n in range(40)}
 
-    def read_back() -> dict[str, float]:
-        found = {}
-        for series in up.render("stats_counts.cluster.a0.*", start):
+    def counted() -> dict[str, float]:
+        found: dict[str, float] = {}
+        # every host's series of one name, summed: the dashboards' and rules' groupByNode
+        for series in up.render("groupByNode(stats_counts.cluster.*.*, 2, 'sumSeries')", start):
             found[series["target"]] = sum(points(series).values())
-        for series in up.render("stats.gauges.cluster.a1.*", start):
-            if stored := points(series):
-                found[series["target"]] = stored[max(stored)]  # the last value
         return found
 
-    wait_for(lambda: read_back() == {**counts, **gauges}, what="both aggregators' series")
-    where = {m: locations(up, m) for m in [*counts, *gauges]}
+    wait_for(lambda: counted() == expected, what="all 2,400 counts")
+    assert sum(counted().values()) == 2400
+    hosts = {s["target"].rsplit(".", 1)[1] for s in up.render("stats_counts.cluster.*.*", start)}
+    assert len(hosts) == 2, hosts
+    assert all(h.startswith("host-") for h in hosts), hosts
+    gauges = wait_for(
+        lambda: (
+            {s["target"] for s in up.render("stats.gauges.cluster.a1.*.*", start)}
+            if len(up.render("stats.gauges.cluster.a1.*.*", start)) == 40
+            else None
+        ),
+        what="the 40 gauges",
+    )
+    where = {m: locations(up, m) for m in gauges}
     assert all(len(found) == 1 for found in where.values()), where
     assert {found[0] for found in where.values()} == {"a", "b"}
     assert up.stop() == 0

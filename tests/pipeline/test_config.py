@@ -237,13 +237,23 @@ def test_relay_config_is_valid_and_hashes_like_the_render_api(tmp_path: Path):
     assert len(set(render_choice.values())) == 2  # and both caches get series
 
 
-def test_each_aggregator_folds_tags_into_paths_and_spools_under_the_data_dir(tmp_path: Path):
+def test_each_aggregator_folds_tags_into_paths_and_spools_under_the_data_dir(
+    tmp_path: Path, monkeypatch
+):
+    monkeypatch.setattr("socket.gethostname", lambda: "web1")
     layout = rendered(tmp_path, aggregators=2)
     for agg in layout.aggregators:
         assert json.loads(layout.aggregator_conf(agg).read_text()) == {
             "tag_mode": "path",
             "spool_dir": str(tmp_path / "var" / f"aggregator-{agg.index}" / "spool"),
+            "host_tag": f"web1-{agg.index}",  # two aggregators, two series of each name
         }
+
+
+def test_one_aggregator_tags_its_series_with_the_host_name_unless_told():
+    assert config.host_tag("auto", 0, 1) == "auto"  # the aggregator resolves it
+    assert config.host_tag("", 0, 1) == ""  # turned off
+    assert config.host_tag("db3", 1, 2) == "db3-1"
 
 
 def test_user_aggregator_settings_are_kept_and_tags_still_folded(tmp_path: Path):

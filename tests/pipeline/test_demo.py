@@ -62,9 +62,10 @@ def test_up_demo_fills_graphite_on_its_own_and_stops_everything(start_up):
                       what="the demo's banner on stderr")  # fmt: skip
     app_url = banner.group(1)
     assert requests.get(app_url + "/health", timeout=5).text == "ok"
-    for target in ("sumSeries(stats_counts.teamapp.http.*.status.*.*)",
-                   "stats.timers.teamapp.http.login.latency.count",
-                   "stats.gauges.teamapp.process.*.memory.rss"):  # fmt: skip
+    # `up` tags its aggregator's series with the host name: one more segment after the name
+    for target in ("sumSeries(stats_counts.teamapp.http.*.status.*.*.*)",
+                   "stats.timers.teamapp.http.login.latency.*.count",
+                   "stats.gauges.teamapp.process.*.memory.rss.*"):  # fmt: skip
         wait_for(lambda t=target: [s for s in up.render(t, "-5min") if any(points(s).values())],
                  timeout=60, what=f"{target} in the render API")  # fmt: skip
     assert up.stop(signal.SIGTERM) == 0

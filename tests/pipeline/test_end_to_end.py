@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import whisper
 
-from pipeline.testing import RunningUp, graphite_config, points, wait_for
+from pipeline.testing import RunningUp, graphite_config, on_this_host, points, wait_for
 from statsd_metrics import Client
 
 pytestmark = pytest.mark.slow
@@ -22,16 +22,19 @@ CACHE_LAG = 4
 
 def totals(up: RunningUp, start: int) -> dict[str, float]:
     """What the render API returns for each series, reduced the way its meaning says."""
-    read = {
-        "orders": ("sum", "stats_counts.shop.orders"),
-        "orders per second": ("sum", "stats.shop.orders"),
-        "checkout count": ("sum", "stats.timers.shop.checkout.count"),
-        "checkout sum": ("sum", "stats.timers.shop.checkout.sum"),
-        "checkout upper": ("max", "stats.timers.shop.checkout.upper"),
-        "checkout lower": ("min", "stats.timers.shop.checkout.lower"),
-        "visitors": ("sum", "stats.sets.shop.visitors.count"),
-        "active users": ("last", "stats.gauges.shop.active_users"),
-        "players calls": ("sum", "stats_counts.shop.chpp.calls.endpoint.players"),
+    read = {  # `up` tags its aggregator's series with the host name (docs/metrics.md)
+        "orders": ("sum", on_this_host("stats_counts.shop.orders")),
+        "orders per second": ("sum", on_this_host("stats.shop.orders")),
+        "checkout count": ("sum", on_this_host("stats.timers.shop.checkout", "count")),
+        "checkout sum": ("sum", on_this_host("stats.timers.shop.checkout", "sum")),
+        "checkout upper": ("max", on_this_host("stats.timers.shop.checkout", "upper")),
+        "checkout lower": ("min", on_this_host("stats.timers.shop.checkout", "lower")),
+        "visitors": ("sum", on_this_host("stats.sets.shop.visitors", "count")),
+        "active users": ("last", on_this_host("stats.gauges.shop.active_users")),
+        "players calls": (
+            "sum",
+            on_this_host("stats_counts.shop.chpp.calls", tags="endpoint=players"),
+        ),
     }
     found = {}
     for label, (how, target) in read.items():
@@ -87,7 +90,7 @@ def test_known_values_read_back_from_carbons_cache_and_from_whisper(start_up, tm
     # From the cache: the gauge gets a point every flush, and its newest ones are not in Whisper
     # yet. Whisper is read after the render API, so what it lacks came from carbonlink. (Right
     # after carbon writes the gauge its cache holds nothing for it, for up to a flush: poll.)
-    gauge = "stats.gauges.shop.active_users"
+    gauge = on_this_host("stats.gauges.shop.active_users")
 
     def served_from_cache() -> dict[int, float]:
         rendered = points(up.render(gauge, start)[0])
@@ -103,13 +106,14 @@ def test_known_values_read_back_from_carbons_cache_and_from_whisper(start_up, tm
         client.incr("late", 7)
     time.sleep(0.2)
     assert up.stop(signal.SIGTERM) == 0
-    late = whisper_values(up.whisper_file("stats_counts.shop.late"), start)
+    late = whisper_values(up.whisper_file(on_this_host("stats_counts.shop.late")), start)
     assert sum(late.values()) == 7.0
 
     # From Whisper alone: every value, read straight from the files and through a render API
     # started afresh on the same data (no cache left to ask).
+    orders = on_this_host("stats_counts.shop.orders")
     files = {
-        "orders": sum(whisper_values(up.whisper_file("stats_counts.shop.orders"), start).values()),
+        "orders": sum(whisper_values(up.whisper_file(orders), start).values()),
         "active users": max(whisper_values(up.whisper_file(gauge), start).items())[1],
     }
     assert files == {"orders": 5.0, "active users": 42.0}

@@ -77,7 +77,7 @@ def test_one_call_is_one_metric_of_one_series_whatever_the_strings(name, tags, m
     if name_tags:
         return
     assert len(tag_parts) == len({sanitize_tag(k) for k in tags})
-    # In Graphite, the tags are Graphite tags, or (path mode) exactly two levels each.
+    # In Graphite, the tags are Graphite tags, or (path mode) all in exactly one level.
     store, flush = Store(), Flush(from_mapping(config))
     store.merge([iv], "statsd", None)
     paths = [line.split(" ")[0] for line in b"".join(flush(store, 1).payload).decode().split("\n")]
@@ -85,7 +85,7 @@ def test_one_call_is_one_metric_of_one_series_whatever_the_strings(name, tags, m
     path, _, graphite_tags = count.partition(";")
     if config:
         assert path.startswith(f"stats_counts.{head}")
-        assert path.count(".") == head.count(".") + 1 + 2 * len(tag_parts)
+        assert path.count(".") == head.count(".") + 1 + (1 if tag_parts else 0)
         assert not graphite_tags
     else:
         assert path == f"stats_counts.{head}"
@@ -114,7 +114,7 @@ def test_hostile_strings_through_a_live_aggregator_make_exactly_the_expected_ser
     tagged = {p for p in counters if p.startswith("tagged.")}
     assert counters - tagged == names  # one series per distinct name, nothing else
     assert len(tagged) == len({sanitize_tag(t) for t in HOSTILE})
-    assert all(p.count(".") == 2 for p in tagged)  # tagged.<key>.<value>: never more levels
+    assert all(p.count(".") == 1 for p in tagged)  # tagged.<key>-<value>: one level, no more
     assert flush["stats.sets.inj.members.count"] == str(len(set(HOSTILE)))  # distinct stay so
     received = float(flush["stats_counts.statsd.metrics_received"])
     assert (flush["stats_counts.statsd.bad_lines_seen"], received) == (

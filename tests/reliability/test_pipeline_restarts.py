@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import whisper
 
-from pipeline.testing import RunningUp, points, wait_for
+from pipeline.testing import RunningUp, on_this_host, points, wait_for
 
 from .conftest import Sender
 
 pytestmark = pytest.mark.slow
 
-HITS = "stats_counts.restart.hits"
+HITS = on_this_host("stats_counts.restart.hits")  # `up` tags its series with the host
 
 
 def part_pid(up: RunningUp, program: str) -> int:
