@@ -76,6 +76,8 @@ def test_no_probe_reaches_the_wire_and_pseudonyms_travel_alone(make_app):
     assert found == {}
 
     with_members = [d.split("\n") for d in datagrams if "|s" in d]
-    assert sum(len(d) for d in with_members) == 3, with_members  # one pseudonym per manager, once each
+    assert sum(len(d) for d in with_members) == 3, (
+        with_members
+    )  # one pseudonym per manager, once each
     mixed = [d for d in with_members if not all(line.endswith("|s") for line in d)]
     assert mixed == []
