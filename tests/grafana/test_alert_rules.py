@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.alerts import evaluate
-from pipeline.alerts.evaluate import (
+from statsd_metrics.grafana.alerts import evaluate
+from statsd_metrics.grafana.alerts.evaluate import (
     ALERTING,
     ERROR,
     NO_DATA,
@@ -27,7 +27,15 @@ from pipeline.alerts.evaluate import (
     rule_state,
     threshold_holds,
 )
-from pipeline.alerts.rules import RULES_DIR, Query, Reduce, Rule, RuleError, Threshold, load
+from statsd_metrics.grafana.alerts.rules import (
+    RULES_DIR,
+    Query,
+    Reduce,
+    Rule,
+    RuleError,
+    Threshold,
+    load,
+)
 
 STEP = 10
 NOW = 1_800_000_000  # an evaluation time on the 10 s grid

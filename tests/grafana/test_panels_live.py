@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from pipeline.dashboards import load_all
-from pipeline.dashboards.panels import WIDTH
-from pipeline.dashboards.templating import panels, resolve
-from pipeline.testing import Grafana
+from statsd_metrics.grafana.dashboards import load_all
+from statsd_metrics.grafana.dashboards.panels import WIDTH
+from statsd_metrics.grafana.dashboards.templating import panels, resolve
+from support.pipeline import Grafana
 
 pytestmark = pytest.mark.slow
 PANEL_PIXELS = 1200 * WIDTH // 24  # a half-width panel on a 1200 px wide screen

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from pipeline.dashboards import load_all
+from statsd_metrics.grafana.dashboards import load_all
 
 pytestmark = [
     pytest.mark.slow,

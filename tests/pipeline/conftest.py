@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.testing import Grafana, RunningUp
+from support.pipeline import Grafana, RunningUp
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from pipeline.cli import build_parser
-from pipeline.layout import Layout, Ports
-from pipeline.parts import DEMO_BANNER, PROJECT_ROOT, parts
-from pipeline.testing import points, wait_for
+from statsd_metrics.cli import build_parser
+from statsd_metrics.supervisor.layout import Layout, Ports
+from statsd_metrics.supervisor.parts import DEMO_BANNER, PROJECT_ROOT, parts
+from support.pipeline import points, wait_for
 
 
 def test_demo_is_off_unless_asked():
@@ -47,7 +47,7 @@ def test_demo_is_ready_once_it_prints_where_the_app_listens(tmp_path: Path):
 
 def test_demo_without_an_aggregator_is_refused(tmp_path: Path):
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline", "up", "--data-dir", str(tmp_path), "--demo",
+        [sys.executable, "-m", "statsd_metrics", "up", "--data-dir", str(tmp_path), "--demo",
          "--aggregators", "0"],
         check=False, capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT,
     )  # fmt: skip

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from carbon.hashing import ConsistentHashRing
 
-from pipeline.testing import RunningUp, points, wait_for
+from support.pipeline import RunningUp, points, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.supervisor import (
+from statsd_metrics.supervisor import (
     Part,
     PipelineError,
     Supervisor,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import whisper
 
-from pipeline.testing import graphite_config, points, wait_for
+from support.pipeline import graphite_config, points, wait_for
 
 pytestmark = pytest.mark.slow
 

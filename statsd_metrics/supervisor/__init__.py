@@ -1,7 +1,7 @@
 """Start processes in order, each once the previous one answers; restart one that exits; stop
 them in reverse order.
 
-Generic on purpose: what the processes are is pipeline.parts' business. Every failure is a
+Generic on purpose: what the processes are is the business of `parts`. Every failure is a
 PipelineError whose message names the part and the cause (a taken port, a missing dependency,
 a part that exited or never answered, with the end of its log).
 

@@ -15,12 +15,12 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.layout import HOST, Aggregator, CarbonCache, Layout
-from pipeline.supervisor import Part
+from . import Part
+from .layout import HOST, Aggregator, CarbonCache, Layout
 
 PROBE_TIMEOUT = 1.0
 PIP_GRAPHITE = "pip install -e '.[graphite]'"
-PROJECT_ROOT = Path(__file__).resolve().parents[1]  # examples/ lives here, not installed
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # examples/ lives here, not installed
 DEMO_SECONDS = 86_400  # the demo's traffic is bounded: one real day
 DEMO_BANNER = "demo: app "
 
@@ -54,7 +54,7 @@ def carbon_cache(layout: Layout, cache: CarbonCache) -> Part:
         argv=[
             sys.executable,
             "-m",
-            "pipeline.carbon_cache",
+            "statsd_metrics.graphite.carbon_cache",
             f"--config={layout.carbon_conf(cache)}",
             f"--instance={cache.instance}",
             "--debug",
@@ -114,7 +114,7 @@ def render_api(layout: Layout) -> Part:
             "--error-logfile",
             "-",
             # graphite-render's app plus the dashboard preview at /dashboards/
-            "pipeline.preview:app",
+            "statsd_metrics.preview:app",
         ],
         ready=lambda: http_ok(url),
         listens=[(layout.render_port, "tcp")],

@@ -22,12 +22,12 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline import config
-from pipeline.alerts import cli as alerts
-from pipeline.config import ConfigError
-from pipeline.layout import HOST, Layout, LayoutError, Ports
-from pipeline.parts import demo_banner, parts
-from pipeline.supervisor import PipelineError, Supervisor, check_dependencies, check_ports_free
+from .grafana.alerts import cli as alerts
+from .graphite import config
+from .graphite.config import ConfigError
+from .supervisor import PipelineError, Supervisor, check_dependencies, check_ports_free
+from .supervisor.layout import HOST, Layout, LayoutError, Ports
+from .supervisor.parts import demo_banner, parts
 
 PROG = "statsd-metrics"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 RULES_DIR = (
-    Path(__file__).resolve().parents[2] / "graphite" / "grafana" / "provisioning" / "alerting"
+    Path(__file__).resolve().parents[3] / "graphite" / "grafana" / "provisioning" / "alerting"
 )
 EXPRESSION_UID = "__expr__"
 REDUCERS = ("last", "mean", "sum", "min", "max", "count", "median")

@@ -12,9 +12,9 @@ import re
 import tomllib
 from pathlib import Path
 
-from pipeline.layout import HOST, Layout
+from ..supervisor.layout import HOST, Layout
 
-GRAPHITE_DIR = Path(__file__).resolve().parent.parent / "graphite"
+GRAPHITE_DIR = Path(__file__).resolve().parents[2] / "graphite"
 FIELD = re.compile(r"\$\{(\w+)\}")
 CARBON_FILES = ("carbon.conf", "storage-schemas.conf", "storage-aggregation.conf")
 

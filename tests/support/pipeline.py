@@ -24,9 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from pipeline.alerts.evaluate import backend_render_form
-from pipeline.config import GRAPHITE_DIR
-from pipeline.layout import HOST, INSTANCE_STRIDE, Ports
+from statsd_metrics.grafana.alerts.evaluate import backend_render_form
+from statsd_metrics.graphite.config import GRAPHITE_DIR
+from statsd_metrics.supervisor.layout import HOST, INSTANCE_STRIDE, Ports
 
 T = TypeVar("T")
 
@@ -82,7 +82,7 @@ def graphite_config(target: Path, **carbon_settings: object) -> Path:
 
 
 class RunningUp:
-    """One `statsd-metrics up` process (python -m pipeline up), its addresses and its files."""
+    """One `statsd-metrics up` process (`python -m statsd_metrics up`), its addresses, its files."""
 
     def __init__(
         self, data_dir: Path, *args: str, instances: int = 1, env: dict[str, str] | None = None
@@ -94,7 +94,7 @@ class RunningUp:
         self.argv = [
             sys.executable,
             "-m",
-            "pipeline",
+            "statsd_metrics",
             "up",
             "--data-dir",
             str(data_dir),
