@@ -13,8 +13,9 @@ import tomllib
 from pathlib import Path
 
 from ..supervisor.layout import HOST, Layout
+from . import CONF_DIR
 
-GRAPHITE_DIR = Path(__file__).resolve().parents[2] / "graphite"
+GRAPHITE_DIR = CONF_DIR
 FIELD = re.compile(r"\$\{(\w+)\}")
 CARBON_FILES = ("carbon.conf", "storage-schemas.conf", "storage-aggregation.conf")
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import yaml
 
-RULES_DIR = (
-    Path(__file__).resolve().parents[3] / "graphite" / "grafana" / "provisioning" / "alerting"
-)
+from ...graphite import CONF_DIR
+
+RULES_DIR = CONF_DIR / "grafana" / "provisioning" / "alerting"
 EXPRESSION_UID = "__expr__"
 REDUCERS = ("last", "mean", "sum", "min", "max", "count", "median")
 REDUCE_MODES = ("strict", "dropNN", "replaceNN")

@@ -11,9 +11,10 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from ...graphite import CONF_DIR
 from . import business, infrastructure, pipeline_health, quality, service
 
-DASHBOARD_DIR = Path(__file__).resolve().parents[3] / "graphite" / "grafana" / "dashboards"
+DASHBOARD_DIR = CONF_DIR / "grafana" / "dashboards"
 BUILDERS: dict[str, Callable[[], dict]] = {
     "service": service.build,
     "infrastructure": infrastructure.build,
