@@ -1,4 +1,4 @@
-"""`statsd-metrics up --demo`: the example app and its traffic run beside the pipeline."""
+"""`statsd-metrics up --demo`: the shipped demo app and its traffic run beside the pipeline."""
 
 from __future__ import annotations
 
@@ -12,31 +12,35 @@ import pytest
 import requests
 
 from statsd_metrics.cli import build_parser
+from statsd_metrics.supervisor.carbon_python import CarbonPython
 from statsd_metrics.supervisor.layout import Layout, Ports
-from statsd_metrics.supervisor.parts import DEMO_BANNER, PROJECT_ROOT, parts
+from statsd_metrics.supervisor.parts import DEMO_BANNER, parts
 from support.pipeline import points, wait_for
+
+PYTHON = CarbonPython(sys.executable, "3.11")
 
 
 def test_demo_is_off_unless_asked():
     assert build_parser().parse_args(["up"]).demo is False
     assert build_parser().parse_args(["up", "--demo"]).demo is True
-    assert "demo" not in [p.name for p in parts(Layout.build(Path("var")))]
+    assert "demo" not in [p.name for p in parts(Layout.build(Path("var")), PYTHON)]
 
 
 def test_demo_part_feeds_the_first_aggregator_and_starts_last(tmp_path: Path):
     layout = Layout.build(tmp_path, Ports(statsd=9125, mgmt=9126), aggregators=2)
-    found = parts(layout, demo=True)
+    found = parts(layout, PYTHON, demo=True)
     demo = found[-1]  # started last, stopped first: its last metrics reach a running aggregator
     assert demo.name == "demo"
-    assert demo.argv[1:3] == ["-m", "examples.teamapp.demo"]
+    # Shipped in the package: nothing from examples/, which an installed wheel does not have.
+    assert demo.argv[1:3] == ["-m", "statsd_metrics.demo"]
+    assert "PYTHONPATH" not in demo.env
     assert demo.argv[demo.argv.index("--statsd-port") + 1] == "9125"
-    assert demo.env["PYTHONPATH"].split(":")[0] == str(PROJECT_ROOT)
-    assert (PROJECT_ROOT / "examples" / "teamapp" / "demo.py").exists()
-    assert {"flask", "sqlalchemy"} <= set(demo.modules)
+    assert {"flask", "sqlalchemy", "requests", "psutil"} <= set(demo.modules)
+    assert demo.install == 'pip install "statsd-metrics[demo]"'
 
 
 def test_demo_is_ready_once_it_prints_where_the_app_listens(tmp_path: Path):
-    demo = parts(Layout.build(tmp_path), demo=True)[-1]
+    demo = parts(Layout.build(tmp_path), PYTHON, demo=True)[-1]
     assert not demo.ready()  # not started: no log
     demo.log = tmp_path / "demo.log"
     demo.log.write_text("")
@@ -49,7 +53,7 @@ def test_demo_without_an_aggregator_is_refused(tmp_path: Path):
     done = subprocess.run(
         [sys.executable, "-m", "statsd_metrics", "up", "--data-dir", str(tmp_path), "--demo",
          "--aggregators", "0"],
-        check=False, capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT,
+        check=False, capture_output=True, text=True, timeout=60, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 1
     assert "--demo sends to an aggregator" in done.stderr

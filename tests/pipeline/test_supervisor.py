@@ -214,7 +214,9 @@ def test_one_port_for_two_parts_is_refused():
         Part(name="render API", argv=["true"], ready=bool, listens=[(28888, "tcp")]),
         Part(name="carbon-cache a", argv=["true"], ready=bool, listens=[(28888, "tcp")]),
     ]
-    with pytest.raises(PipelineError, match="carbon-cache a and render API would both use"):
+    with pytest.raises(
+        PipelineError, match="carbon-cache a and render API would both use tcp port 28888"
+    ):
         check_ports_free(parts, "127.0.0.1")
 
 
