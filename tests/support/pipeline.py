@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -85,16 +85,21 @@ class RunningUp:
     """One `statsd-metrics up` process (`python -m statsd_metrics up`), its addresses, its files."""
 
     def __init__(
-        self, data_dir: Path, *args: str, instances: int = 1, env: dict[str, str] | None = None
+        self,
+        data_dir: Path,
+        *args: str,
+        instances: int = 1,
+        env: dict[str, str] | None = None,
+        command: Sequence[str] = (sys.executable, "-m", "statsd_metrics"),
+        cwd: Path | None = None,
     ):
+        """`command`: how to run `statsd-metrics` (an installed console script, say)."""
         self.data_dir = data_dir
         self.ports = free_ports(instances)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.stderr_path = data_dir / "up.stderr"
         self.argv = [
-            sys.executable,
-            "-m",
-            "statsd_metrics",
+            *command,
             "up",
             "--data-dir",
             str(data_dir),
@@ -105,7 +110,7 @@ class RunningUp:
         self._lines: queue.Queue[str | None] = queue.Queue()
         with self.stderr_path.open("wb") as stderr:
             self.process = subprocess.Popen(
-                self.argv, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True
+                self.argv, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=cwd
             )
         threading.Thread(target=self._read_stdout, daemon=True).start()
 
