@@ -20,13 +20,16 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
+
+import pytest
 
 from statsd_metrics.grafana.alerts.evaluate import backend_render_form
 from statsd_metrics.graphite.config import GRAPHITE_DIR
 from statsd_metrics.supervisor.layout import HOST, INSTANCE_STRIDE, Ports
+from support.net import wait_until
 
 T = TypeVar("T")
 
@@ -183,15 +186,9 @@ def points(series: dict) -> dict[int, float]:
 
 
 def wait_for(probe: Callable[[], T], timeout: float = 30.0, what: str = "a condition") -> T:
-    """Poll until probe() is truthy (bounded); return its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.2)
+    """Poll until probe() is truthy (bounded); return its value. Servers answer in tenths of
+    a second: poll at that pace."""
+    return wait_until(probe, timeout, what, interval=0.2)
 
 
 def encode_uri_component(value: str) -> str:
@@ -244,3 +241,18 @@ class Grafana:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode(errors="replace")
+
+
+@pytest.fixture
+def start_up(tmp_path: Path) -> Iterator[Callable[..., RunningUp]]:
+    """Start `up` on free ports; every one started here is stopped by PID at teardown."""
+    started: list[RunningUp] = []
+
+    def start(*args: str, data_dir: Path | None = None, **options) -> RunningUp:
+        up = RunningUp(data_dir or tmp_path / f"var{len(started)}", *args, **options)
+        started.append(up)
+        return up
+
+    yield start
+    for up in started:
+        up.stop()
