@@ -23,8 +23,12 @@ from pathlib import Path
 
 ENV = "STATSD_METRICS_CARBON_PYTHON"
 CANDIDATE = "python3.11"
-# What carbon-cache and the render API import; carbon.routers is the module that fails on 3.12.
-MODULES = ("carbon.routers", "carbon.hashing", "whisper", "twisted", "graphite_render", "gunicorn")
+# What carbon-cache and the render API (with the dashboards preview) import; carbon.routers is
+# the module that fails on 3.12.
+MODULES = (
+    "carbon.routers", "carbon.hashing", "whisper", "twisted", "graphite_render", "gunicorn",
+    "grafana_foundation_sdk", "yaml",
+)  # fmt: skip
 PROBE = """
 import importlib, sys
 print(sys.version.split()[0])
@@ -131,7 +135,7 @@ def _other(found: Probe, link_dir: Path) -> CarbonPython:
 def _advice(tried: list[Probe]) -> str:
     seen = "; ".join(p.why_not() for p in tried)
     if sys.version_info < (3, 12):
-        return f"carbon-cache and the render API: {seen}. Install them: {INSTALL}"
+        return f"carbon-cache and the render API: {tried[0].why_not()}: {INSTALL}"
     venv = "~/.local/share/statsd-metrics/carbon"
     return (
         f"carbon-cache and the render API need carbon 1.1.10, which runs on Python 3.11 only, "

@@ -30,7 +30,8 @@ import pytest
 
 from support.pipeline import RunningUp, points, wait_for
 
-pytestmark = pytest.mark.slow
+# Installing from PyPI takes longer than the suite's per-test limit on a cold cache.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 ROOT = Path(__file__).resolve().parents[2]
 EXTRAS = "graphite,grafana,demo"
