@@ -122,11 +122,12 @@ def check_ports_free(parts: Sequence[Part], host: str) -> None:
                 continue
             if (port, proto) in owners:
                 other, other_flag = owners[port, proto]
-                who = part.name if other == part.name else f"{part.name} and {other}"
-                problems.append(
-                    f"{who} would both use {proto} port {port} ({other_flag} and {flag}); "
-                    "change one of them"
+                who = (
+                    f"{part.name} would use {proto} port {port} twice"
+                    if other == part.name
+                    else f"{part.name} and {other} would both use {proto} port {port}"
                 )
+                problems.append(f"{who} ({other_flag} and {flag}); change one of them")
                 continue
             owners[port, proto] = (part.name, flag)
             kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM

@@ -246,3 +246,11 @@ def test_missing_program_is_named_with_the_install_command(monkeypatch: pytest.M
     )
     with pytest.raises(PipelineError, match=r"'carbon-c-relay' is not on PATH \(apt-get install"):
         check_dependencies([part])
+
+
+def test_one_port_given_twice_to_one_part_names_both_flags():
+    listens = [(28003, "tcp", "--carbon-port"), (28003, "tcp", "--carbonlink-port")]
+    part = Part(name="carbon-cache a", argv=["true"], ready=bool, listens=listens)
+    with pytest.raises(PipelineError, match=r"carbon-cache a would use tcp port 28003 twice "
+                       r"\(--carbon-port and --carbonlink-port\)"):  # fmt: skip
+        check_ports_free([part], "127.0.0.1")
