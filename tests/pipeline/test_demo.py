@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import signal
 import subprocess
@@ -11,13 +12,29 @@ from pathlib import Path
 import pytest
 import requests
 
+from statsd_metrics import Client
 from statsd_metrics.cli import build_parser
+from statsd_metrics.demo import Partner, create_app, serving
 from statsd_metrics.supervisor.carbon_python import CarbonPython
 from statsd_metrics.supervisor.layout import Layout, Ports
 from statsd_metrics.supervisor.parts import DEMO_BANNER, parts
 from support.pipeline import points, wait_for
 
 PYTHON = CarbonPython(sys.executable, "3.11")
+DASHBOARD_SERIES = (
+    "teamapp.http.login.latency",
+    "teamapp.http.squad.status.2xx.200",
+    "teamapp.http.unmatched.status.4xx.404",
+    "teamapp.security.login.succeeded",
+    "teamapp.security.login.failed",
+    "teamapp.features.sync",
+    "teamapp.events.player_updates",
+    "teamapp.events.player_edits",
+    "teamapp.events.training_recommendations_made",
+    "teamapp.users.active",
+    "teamapp.api.partner.get.outcome.ok",
+    "teamapp.api.partner.quota.remaining",
+)
 
 
 def test_demo_is_off_unless_asked():
@@ -74,3 +91,27 @@ def test_up_demo_fills_graphite_on_its_own_and_stops_everything(start_up):
     assert up.stop(signal.SIGTERM) == 0
     with pytest.raises(requests.ConnectionError):
         requests.get(app_url + "/health", timeout=2)
+
+
+def test_demo_app_sends_what_the_dashboards_read(tmp_path: Path, statsd_recorder):
+    """Each route of the shipped demo, through Flask's test client: the series the Service,
+    Business and Quality dashboards query are sent (names as docs/metrics.md has them)."""
+    rng = random.Random(5)
+    client = Client(port=9, prefix="teamapp", buffered=False)
+    try:
+        with serving(Partner(rng).app) as partner_url:
+            app = create_app(client, partner_url, rng, tmp_path / "demo.db")
+            http = app.test_client()
+            assert http.post("/login", data={"user": "a", "password": "right"}).status_code == 200
+            assert http.post("/login", data={"user": "a", "password": "wrong"}).status_code == 401
+            assert http.get("/squad?team=3").status_code == 200
+            assert http.get("/training").status_code == 200
+            assert http.post("/sync?team=3").status_code == 200
+            assert http.post("/players/7").status_code == 200
+            assert http.get("/no-such-page").status_code == 404
+    finally:
+        client.close()
+    names = set(statsd_recorder.names())
+    for name in DASHBOARD_SERIES:
+        assert name in names, (name, sorted(names))
+    assert any(n.startswith("teamapp.db.demo.query.") for n in names), sorted(names)
