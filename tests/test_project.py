@@ -26,3 +26,15 @@ def test_ci_runs_the_readme_test_command():
 def test_no_importable_graphite_package():
     # graphite-web owns the name `graphite`; ours is a configuration folder only.
     assert not (ROOT / "graphite" / "__init__.py").exists()
+
+
+def test_only_the_two_designed_top_level_packages_are_shipped():
+    """statsd_metrics and aggregator: no generic name (`pipeline`, `tests`) in site-packages
+    (tests/distribution/test_wheel.py checks the built wheel's top_level.txt)."""
+    import configparser
+
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    included = setup["options.packages.find"]["include"].split()
+    assert {name.split(".")[0] for name in included} == {"statsd_metrics", "aggregator"}
+    assert not (ROOT / "pipeline").exists()
