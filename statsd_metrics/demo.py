@@ -85,6 +85,7 @@ def create_app(client: Client, partner_url: str, rng: random.Random, database: P
     security = SecurityMetrics(client)
     errors = {"burst": 0.0}  # share of views that fail, raised during an error burst
     app.extensions["demo_errors"] = errors
+    app.extensions["demo_engine"] = engine
 
     def team() -> int:
         return int(request.args.get("team", "0")) % 10
@@ -206,6 +207,8 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
         partner_url = stack.enter_context(serving(Partner(rng).app))
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="statsd-demo-")))
         app = create_app(client, partner_url, rng, workdir / "demo.db")
+        # Its pool reports connections returned: close it while the client still sends.
+        stack.callback(app.extensions["demo_engine"].dispose)
         app_url = stack.enter_context(serving(app))
         collector = ProcessCollector(client, interval=args.process_interval).start()
         stack.callback(collector.stop)
