@@ -1,30 +1,32 @@
 # Two entry points, both self-installing on a fresh machine (see README "Quick start"):
-#   make up    set up, then run the local pipeline in the foreground
-#   make test  set up, then lint and run the whole test suite (what .ci/run calls), then the
-#              client, Flask, app-metrics and aggregator suites under Python 3.12 and 3.13
+#   make up    set up what running needs, then run the local pipeline in the foreground
+#   make test  set up the test toolchain too, then lint and run the whole test suite (what
+#              .ci/run calls), then the client, Flask, app-metrics and aggregator suites under
+#              Python 3.12 and 3.13
 # and, while working (CONTRIBUTING.md):
 #   make check lint (ruff, mypy) and the tests not marked slow, in under a minute
 VENV   ?= .venv
 PYTHON ?= python3
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
 
 .PHONY: up test check lint bench system-deps other-pythons
+.PRECIOUS: $(VENV)/.installed-%
 
-# Re-install whenever the declared dependencies change.
-$(STAMP): setup.cfg pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+# One stamp per set of extras; re-install whenever the declared dependencies change.
+$(VENV)/.installed-%: setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[all]'
+	$(PY) -m pip install --quiet -e '.[$*]'
 	touch $@
 
 system-deps:
 	./scripts/system-deps
 
-up: $(STAMP)
+# The storage side, Grafana as code and the demo: not the test toolchain.
+up: $(VENV)/.installed-run
 	$(VENV)/bin/statsd-metrics up $(ARGS)
 
-lint: $(STAMP)
+lint: $(VENV)/.installed-all
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
@@ -32,7 +34,7 @@ lint: $(STAMP)
 check: lint
 	$(PY) -m pytest -q -m "not slow" $(ARGS)
 
-test: $(STAMP) system-deps lint
+test: $(VENV)/.installed-all system-deps lint
 	$(PY) -m pytest $(ARGS)
 	./scripts/other-pythons
 
@@ -40,5 +42,5 @@ test: $(STAMP) system-deps lint
 other-pythons:
 	./scripts/other-pythons
 
-bench: $(STAMP)
+bench: $(VENV)/.installed-all
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done

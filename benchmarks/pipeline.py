@@ -38,14 +38,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Run as a script, this file's folder leads sys.path and its name would hide the package.
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+# The helpers that start `up` and read it back are the tests' (tests/support/).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import whisper  # noqa: E402
+import whisper
 
-from pipeline.config import statsd_retentions  # noqa: E402
-from pipeline.layout import HOST  # noqa: E402
-from pipeline.testing import RunningUp, graphite_config  # noqa: E402
+from statsd_metrics.graphite.config import statsd_retentions
+from statsd_metrics.supervisor.layout import HOST
+from support.pipeline import RunningUp, graphite_config
 
 INTERVAL = 10
 FLUSHES = 6

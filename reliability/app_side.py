@@ -39,9 +39,9 @@ from pathlib import Path
 
 from flask import Flask, jsonify
 
-from pipeline.supervisor import terminate
 from statsd_metrics import Client
 from statsd_metrics.flask import StatsdMetrics
+from statsd_metrics.supervisor import terminate
 
 ROOT = Path(__file__).resolve().parents[1]
 CONDITIONS = ("healthy", "down", "hung", "unresolvable", "dns-silent")

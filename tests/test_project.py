@@ -59,3 +59,15 @@ def test_typed_packages_ship_their_marker():
     for package in ("statsd_metrics", "aggregator"):
         assert (ROOT / package / "py.typed").is_file()
         assert "py.typed" in package_data[package]
+
+
+def test_only_the_two_designed_top_level_packages_are_shipped():
+    """statsd_metrics and aggregator: no generic name (`pipeline`, `tests`) in site-packages
+    (tests/distribution/test_wheel.py checks the built wheel's top_level.txt)."""
+    import configparser
+
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    included = setup["options.packages.find"]["include"].split()
+    assert {name.split(".")[0] for name in included} == {"statsd_metrics", "aggregator"}
+    assert not (ROOT / "pipeline").exists()

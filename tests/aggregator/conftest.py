@@ -5,15 +5,12 @@ The daemon runs as `python -m aggregator` on free loopback ports and is stopped 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,97 +18,12 @@ from typing import Any
 
 import pytest
 
+from support.net import WAIT, free_port, wait_until
+from support.net import CarbonSink as Sink
+
+__all__ = ["Sink", "free_port", "wait_until"]  # for the tests that import them from here
+
 ROOT = Path(__file__).resolve().parents[2]
-WAIT = 10.0  # upper bound of every wait, in seconds
-
-
-def free_port(kind: int = socket.SOCK_STREAM, family: int = socket.AF_INET) -> int:
-    host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
-    with socket.socket(family, kind) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def wait_until(check: Callable[[], object], timeout: float = WAIT, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-class Sink:
-    """A fake Carbon: accepts plaintext connections and records every line."""
-
-    def __init__(self, port: int = 0) -> None:
-        self.server = socket.create_server(("127.0.0.1", port))
-        self.port = self.server.getsockname()[1]
-        self.lines: list[str] = []
-        self.connections: list[socket.socket] = []
-        self.lock = threading.Lock()
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self.closed:
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                return
-            self.connections.append(conn)
-            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
-
-    def _read(self, conn: socket.socket) -> None:
-        buffered = b""
-        with conn:
-            while data := conn.recv(65536):
-                buffered += data
-                *complete, buffered = buffered.split(b"\n")
-                with self.lock:
-                    self.lines += [line.decode() for line in complete]
-
-    def close(self) -> None:
-        """Stop listening and drop every connection, as a Carbon that goes away would."""
-        self.closed = True
-        with contextlib.suppress(OSError):  # wakes the accepting thread, which holds the port
-            self.server.shutdown(socket.SHUT_RDWR)
-        self.server.close()
-        for conn in self.connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-    def flushes(self) -> list[list[tuple[str, str, int]]]:
-        """Complete flushes, each a list of (path, value, ts); a flush ends with flush_length."""
-        with self.lock:
-            lines = list(self.lines)
-        out, current = [], []
-        for line in lines:
-            path, value, ts = line.split(" ")
-            current.append((path, value, int(ts)))
-            if "graphiteStats.flush_length" in path:
-                out.append(current)
-                current = []
-        return out
-
-    def wait_flush(self, check: Callable[[dict[str, str]], bool], after: int = 0) -> dict:
-        """The first complete flush (from index `after`) whose {path: value} passes `check`."""
-
-        def find():
-            for flush in self.flushes()[after:]:
-                values = {path: value for path, value, _ in flush}
-                if check(values):
-                    return values
-            return None
-
-        return wait_until(find, what="a matching flush")
-
-    def next_flush(self) -> int:
-        """Wait for one more complete flush; return the count, for `wait_flush(after=...)`."""
-        seen = len(self.flushes())
-        wait_until(lambda: len(self.flushes()) > seen, what="the next flush")
-        return seen + 1
 
 
 @dataclass

@@ -2,57 +2,13 @@
 
 from __future__ import annotations
 
-import socket
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from statsd_metrics import Client
-
-
-class Sink:
-    """A real aggregator-side socket: what reaches it is what the client sent, byte for byte."""
-
-    def __init__(self, family: int = socket.AF_INET, kind: int = socket.SOCK_DGRAM) -> None:
-        host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
-        self.sock = socket.socket(family, kind)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        self.sock.bind((host, 0))
-        self.port: int = self.sock.getsockname()[1]
-
-    def recv(self, timeout: float = 2.0) -> bytes:
-        """The next datagram; fails the test if none arrives within `timeout`."""
-        self.sock.settimeout(timeout)
-        try:
-            return self.sock.recv(65535)
-        except TimeoutError:
-            pytest.fail(f"no datagram within {timeout}s")
-
-    def recv_many(self, count: int, timeout: float = 5.0) -> list[bytes]:
-        deadline = time.monotonic() + timeout
-        received = []
-        while len(received) < count:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                pytest.fail(f"{len(received)} of {count} datagrams within {timeout}s")
-            received.append(self.recv(remaining))
-        return received
-
-    def pending(self) -> list[bytes]:
-        """Every datagram already waiting (loopback delivers during the send call)."""
-        self.sock.setblocking(False)
-        received = []
-        try:
-            while True:
-                received.append(self.sock.recv(65535))
-        except BlockingIOError:
-            return received
-        finally:
-            self.sock.setblocking(True)
-
-    def close(self) -> None:
-        self.sock.close()
+from support.net import UdpSink as Sink
+from support.net import wait_until as _wait_until
 
 
 @pytest.fixture
@@ -103,15 +59,6 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
-
-
-def _wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.005)
-    return condition()
 
 
 @pytest.fixture

@@ -11,12 +11,7 @@ import tempfile
 
 import pytest
 
-
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    """A loopback port nothing listens on (bound then released)."""
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from support.net import free_port
 
 
 def test_unresolvable_host_at_construction(make_client, caplog):

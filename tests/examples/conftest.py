@@ -1,11 +1,9 @@
-import socket
-import threading
-
 import pytest
 
 from examples.teamapp.app import create_app
 from examples.teamapp.chpp_sim import ChppSimulator, SimSettings, create_sim_app
 from examples.teamapp.serving import serve_in_thread
+from support.net import UdpCollector
 
 SECRET = "3b8e1f6a9c2d4e7f05a1b3c5d7e9f2a4c6e8b0d1f3a5c7e9b2d4f6a8c0e1f3a5"
 
@@ -42,35 +40,8 @@ def make_app(chpp):
         app.extensions["statsd_metrics"].client.close()
 
 
-class UdpSink:
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self.datagrams: list[bytes] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                self.datagrams.append(self.sock.recv(65535))
-            except TimeoutError:
-                continue
-
-    def close(self):
-        self._stop.set()
-        self._thread.join(5)
-        self.sock.close()
-
-    def lines(self) -> list[str]:
-        return [line for d in self.datagrams for line in d.decode("ascii").split("\n")]
-
-
 @pytest.fixture
 def sink():
-    s = UdpSink()
+    s = UdpCollector()
     yield s
     s.close()

@@ -6,10 +6,8 @@ TCP listener on loopback) collects the plaintext lines.
 """
 
 import re
-import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -19,6 +17,7 @@ import pytest
 from examples.teamapp.app import create_app
 from statsd_metrics import shared_gauge
 from statsd_metrics.process import ProcessCollector
+from support.net import CarbonSink, free_port
 from tests.examples.conftest import SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,74 +44,9 @@ def documented_paths() -> list[re.Pattern]:
     return patterns
 
 
-class FakeCarbon:
-    """Carbon's plaintext receiver, enough of it: keeps every line of every connection."""
-
-    def __init__(self):
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.server.settimeout(0.2)
-        self.port = self.server.getsockname()[1]
-        self.lines: list[str] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._accept, daemon=True)]
-        self._threads[0].start()
-
-    def _accept(self):
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.server.accept()
-            except TimeoutError:
-                continue
-            reader = threading.Thread(target=self._read, args=(conn,), daemon=True)
-            self._threads.append(reader)
-            reader.start()
-
-    def _read(self, conn: socket.socket):
-        conn.settimeout(0.2)  # the aggregator may keep its connection open between flushes
-        pending = b""
-        with conn:
-            while not self._stop.is_set():
-                try:
-                    chunk = conn.recv(65536)
-                except TimeoutError:
-                    continue
-                if not chunk:
-                    break
-                *complete, pending = (pending + chunk).split(b"\n")
-                self.lines += [line.decode() for line in complete]
-
-    def values(self) -> dict[str, float]:
-        found = {}
-        for line in list(self.lines):
-            path, value, _ = line.split(" ")
-            found[path] = float(value)
-        return found
-
-    def close(self):
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(5)
-        self.server.close()
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP on loopback (the aggregator takes both kinds)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port = udp.getsockname()[1]
-            with socket.socket() as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-        return port
-    raise RuntimeError("no free port")
-
-
 @pytest.fixture
 def aggregator(tmp_path):
-    carbon = FakeCarbon()
+    carbon = CarbonSink()
     port, mgmt = free_port(), free_port()
     config = tmp_path / "aggregator.toml"
     config.write_text(f'spool_dir = "{tmp_path / "spool"}"\n')

@@ -34,11 +34,11 @@ from examples.teamapp.app import create_app
 from examples.teamapp.chpp_sim import ChppSimulator, SimSettings, create_sim_app
 from examples.teamapp.serving import serve_in_thread
 from examples.teamapp.traffic import TrafficGenerator, TrafficPlan
-from pipeline.alerts.rules import RULES_DIR, seconds
-from pipeline.layout import HOST
-from pipeline.supervisor import terminate
-from pipeline.testing import RunningUp, free_ports, graphite_config, wait_for
+from statsd_metrics.grafana.alerts.rules import RULES_DIR, seconds
 from statsd_metrics.process import ProcessCollector
+from statsd_metrics.supervisor import terminate
+from statsd_metrics.supervisor.layout import HOST
+from support.pipeline import RunningUp, free_ports, graphite_config, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "test-output"

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.alerts import evaluate
-from pipeline.alerts.cli import table
-from pipeline.alerts.evaluate import (
+from statsd_metrics.grafana.alerts import evaluate
+from statsd_metrics.grafana.alerts.cli import table
+from statsd_metrics.grafana.alerts.evaluate import (
     ALERTING,
     ERROR,
     NO_DATA,
@@ -28,7 +28,7 @@ from pipeline.alerts.evaluate import (
     rule_state,
     threshold_holds,
 )
-from pipeline.alerts.rules import (
+from statsd_metrics.grafana.alerts.rules import (
     RULES_DIR,
     Query,
     Reduce,

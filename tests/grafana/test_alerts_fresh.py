@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.alerts.evaluate import HttpRenderAPI, check
-from pipeline.alerts.rules import RULES_DIR, load
-from pipeline.testing import RunningUp, wait_for
 from statsd_metrics import Client
+from statsd_metrics.grafana.alerts.evaluate import HttpRenderAPI, check
+from statsd_metrics.grafana.alerts.rules import RULES_DIR, load
+from support.pipeline import RunningUp, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +40,7 @@ def alerts_check(up: RunningUp, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("STATSD_METRICS_PREFIX", None)  # the rules need none
     return subprocess.run(
-        [sys.executable, "-m", "pipeline", "alerts", "check", "--render-url", up.render_url,
+        [sys.executable, "-m", "statsd_metrics", "alerts", "check", "--render-url", up.render_url,
          *args],
         check=False, capture_output=True, text=True, timeout=120, env=env, cwd=ROOT,
     )  # fmt: skip

@@ -18,8 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.alerts.evaluate import ALERTING, ERROR, NORMAL, PENDING, HttpRenderAPI, check
-from pipeline.alerts.rules import load
+from statsd_metrics.grafana.alerts.evaluate import (
+    ALERTING,
+    ERROR,
+    NORMAL,
+    PENDING,
+    HttpRenderAPI,
+    check,
+)
+from statsd_metrics.grafana.alerts.rules import load
 
 pytestmark = pytest.mark.slow
 FIVE_XX = "statsd-metrics-5xx-ratio"
@@ -109,9 +116,9 @@ def watch(live, users) -> Watch:
 
 
 def alerts_check(live, *args: str) -> str:
-    """`statsd-metrics alerts check` itself (python -m pipeline), on the scaled rule files."""
+    """`statsd-metrics alerts check` itself (python -m statsd_metrics), on the scaled rule files."""
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline", "alerts", "check", "--render-url", live.render_url,
+        [sys.executable, "-m", "statsd_metrics", "alerts", "check", "--render-url", live.render_url,
          "--rules", str(live.rules_dir), *args],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip

@@ -9,9 +9,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from pipeline.dashboards import BUILDERS, DASHBOARD_DIR, build_all, load_all, render
-from pipeline.dashboards.graphite_query import GraphiteQuery, Query
-from pipeline.dashboards.panels import DATASOURCE_UID, counts, graph, peaks
+from statsd_metrics.grafana.dashboards import BUILDERS, DASHBOARD_DIR, build_all, load_all, render
+from statsd_metrics.grafana.dashboards.graphite_query import GraphiteQuery, Query
+from statsd_metrics.grafana.dashboards.panels import DATASOURCE_UID, counts, graph, peaks
 
 ROOT = Path(__file__).resolve().parents[2]
 # A copy of the dashboard schema from the shared reference material, kept in the repository so
@@ -44,7 +44,8 @@ def test_committed_json_is_what_the_code_builds():
     committed = {p.name: p.read_text() for p in DASHBOARD_DIR.glob("*.json")}
     stale = sorted(name for name in built.keys() | committed.keys()
                    if built.get(name) != committed.get(name))  # fmt: skip
-    assert not stale, f"regenerate with `python -m pipeline.dashboards`: {stale} differ"
+    regenerate = "python -m statsd_metrics.grafana.dashboards"
+    assert not stale, f"regenerate with `{regenerate}`: {stale} differ"
 
 
 @pytest.mark.parametrize("name", sorted(BUILDERS))

@@ -11,12 +11,12 @@ import time
 
 import pytest
 
-from pipeline.alerts.evaluate import HttpRenderAPI
-from pipeline.alerts.rules import RULES_DIR, Query, load
-from pipeline.dashboards import load_all
-from pipeline.dashboards.panels import WIDTH
-from pipeline.dashboards.templating import panels, resolve
-from pipeline.testing import Grafana
+from statsd_metrics.grafana.alerts.evaluate import HttpRenderAPI
+from statsd_metrics.grafana.alerts.rules import RULES_DIR, Query, load
+from statsd_metrics.grafana.dashboards import load_all
+from statsd_metrics.grafana.dashboards.panels import WIDTH
+from statsd_metrics.grafana.dashboards.templating import panels, resolve
+from support.pipeline import Grafana
 from tests.grafana.conftest import PREFIX, TAGGED_PREFIX
 
 pytestmark = pytest.mark.slow

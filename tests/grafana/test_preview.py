@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.dashboards import load_all
-from pipeline.testing import RunningUp
+from statsd_metrics.grafana.dashboards import load_all
+from support.pipeline import RunningUp
 
 pytestmark = [
     pytest.mark.slow,

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.alerts.rules import RULES_DIR, expand_group, interpolate
+from statsd_metrics.grafana.alerts.rules import RULES_DIR, expand_group, interpolate
 
 ROOT = Path(__file__).resolve().parents[2]
 PROVISIONING = ROOT / "graphite" / "grafana" / "provisioning"

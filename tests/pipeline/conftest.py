@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
 import pytest
 
-from pipeline.testing import Grafana, RunningUp
+from support.pipeline import Grafana, RunningUp, start_up
 
-
-@pytest.fixture
-def start_up(tmp_path: Path) -> Iterator[Callable[..., RunningUp]]:
-    """Start `up` on free ports; every one started here is stopped by PID at teardown."""
-    started: list[RunningUp] = []
-
-    def start(*args: str, data_dir: Path | None = None, **options) -> RunningUp:
-        up = RunningUp(data_dir or tmp_path / f"var{len(started)}", *args, **options)
-        started.append(up)
-        return up
-
-    yield start
-    for up in started:
-        up.stop()
+__all__ = ["start_up"]  # the fixture, shared with tests/reliability
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import whisper
 import yaml
 from graphite_render.carbonlink import CarbonLinkPool
 
-from pipeline.testing import RunningUp, graphite_config, points, wait_for
 from statsd_metrics import Client
+from support.pipeline import RunningUp, graphite_config, points, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -12,11 +12,11 @@ import whisper
 import yaml
 from graphite_render.carbonlink import CarbonLinkPool
 
-from pipeline import config
-from pipeline.config import ConfigError
-from pipeline.layout import FLUSH_INTERVALS, Layout
-from pipeline.testing import graphite_config
-from pipeline.whisper_finder import WhisperFinder
+from statsd_metrics.graphite import config
+from statsd_metrics.graphite.config import ConfigError
+from statsd_metrics.graphite.whisper_finder import WhisperFinder
+from statsd_metrics.supervisor.layout import FLUSH_INTERVALS, Layout
+from support.pipeline import graphite_config
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +194,7 @@ def test_render_api_finder_survives_a_series_on_a_ring_entry(tmp_path: Path, cac
     layout = rendered(tmp_path, caches=caches)
     settings = yaml.safe_load(layout.render_conf.read_text())
     [finder_path] = settings["finders"]
-    assert finder_path == "pipeline.whisper_finder.WhisperFinder"
+    assert finder_path == "statsd_metrics.graphite.whisper_finder.WhisperFinder"
     finder = WhisperFinder(settings)
     stock = CarbonLinkPool(**settings["carbon"])
     for metric in ring_collisions(settings["carbon"]["hosts"], 3):

@@ -1,7 +1,8 @@
-"""`statsd-metrics up --demo`: the example app and its traffic run beside the pipeline."""
+"""`statsd-metrics up --demo`: the shipped demo app and its traffic run beside the pipeline."""
 
 from __future__ import annotations
 
+import random
 import re
 import signal
 import subprocess
@@ -11,32 +12,52 @@ from pathlib import Path
 import pytest
 import requests
 
-from pipeline.cli import build_parser
-from pipeline.layout import Layout, Ports
-from pipeline.parts import DEMO_BANNER, PROJECT_ROOT, parts
-from pipeline.testing import points, wait_for
+from statsd_metrics import Client
+from statsd_metrics.cli import build_parser
+from statsd_metrics.demo import Partner, create_app, serving
+from statsd_metrics.supervisor.carbon_python import CarbonPython
+from statsd_metrics.supervisor.layout import Layout, Ports
+from statsd_metrics.supervisor.parts import DEMO_BANNER, parts
+from support.pipeline import points, wait_for
+
+PYTHON = CarbonPython(sys.executable, "3.11")
+DASHBOARD_SERIES = (
+    "teamapp.http.login.latency",
+    "teamapp.http.squad.status.2xx.200",
+    "teamapp.http.unmatched.status.4xx.404",
+    "teamapp.security.login.succeeded",
+    "teamapp.security.login.failed",
+    "teamapp.features.sync",
+    "teamapp.events.player_updates",
+    "teamapp.events.player_edits",
+    "teamapp.events.training_recommendations_made",
+    "teamapp.users.active",
+    "teamapp.api.partner.get.outcome.ok",
+    "teamapp.api.partner.quota.remaining",
+)
 
 
 def test_demo_is_off_unless_asked():
     assert build_parser().parse_args(["up"]).demo is False
     assert build_parser().parse_args(["up", "--demo"]).demo is True
-    assert "demo" not in [p.name for p in parts(Layout.build(Path("var")))]
+    assert "demo" not in [p.name for p in parts(Layout.build(Path("var")), PYTHON)]
 
 
 def test_demo_part_feeds_the_first_aggregator_and_starts_last(tmp_path: Path):
     layout = Layout.build(tmp_path, Ports(statsd=9125, mgmt=9126), aggregators=2)
-    found = parts(layout, demo=True)
+    found = parts(layout, PYTHON, demo=True)
     demo = found[-1]  # started last, stopped first: its last metrics reach a running aggregator
     assert demo.name == "demo"
-    assert demo.argv[1:3] == ["-m", "examples.teamapp.demo"]
+    # Shipped in the package: nothing from examples/, which an installed wheel does not have.
+    assert demo.argv[1:3] == ["-m", "statsd_metrics.demo"]
+    assert "PYTHONPATH" not in demo.env
     assert demo.argv[demo.argv.index("--statsd-port") + 1] == "9125"
-    assert demo.env["PYTHONPATH"].split(":")[0] == str(PROJECT_ROOT)
-    assert (PROJECT_ROOT / "examples" / "teamapp" / "demo.py").exists()
-    assert {"flask", "sqlalchemy"} <= set(demo.modules)
+    assert {"flask", "sqlalchemy", "requests", "psutil"} <= set(demo.modules)
+    assert demo.install == 'pip install "statsd-metrics[demo]"'
 
 
 def test_demo_is_ready_once_it_prints_where_the_app_listens(tmp_path: Path):
-    demo = parts(Layout.build(tmp_path), demo=True)[-1]
+    demo = parts(Layout.build(tmp_path), PYTHON, demo=True)[-1]
     assert not demo.ready()  # not started: no log
     demo.log = tmp_path / "demo.log"
     demo.log.write_text("")
@@ -47,9 +68,9 @@ def test_demo_is_ready_once_it_prints_where_the_app_listens(tmp_path: Path):
 
 def test_demo_without_an_aggregator_is_refused(tmp_path: Path):
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline", "up", "--data-dir", str(tmp_path), "--demo",
+        [sys.executable, "-m", "statsd_metrics", "up", "--data-dir", str(tmp_path), "--demo",
          "--aggregators", "0"],
-        check=False, capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT,
+        check=False, capture_output=True, text=True, timeout=60, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 1
     assert "--demo sends to an aggregator" in done.stderr
@@ -71,3 +92,27 @@ def test_up_demo_fills_graphite_on_its_own_and_stops_everything(start_up):
     assert up.stop(signal.SIGTERM) == 0
     with pytest.raises(requests.ConnectionError):
         requests.get(app_url + "/health", timeout=2)
+
+
+def test_demo_app_sends_what_the_dashboards_read(tmp_path: Path, statsd_recorder):
+    """Each route of the shipped demo, through Flask's test client: the series the Service,
+    Business and Quality dashboards query are sent (names as docs/metrics.md has them)."""
+    rng = random.Random(5)
+    client = Client(port=9, prefix="teamapp", buffered=False)
+    try:
+        with serving(Partner(rng).app) as partner_url:
+            app = create_app(client, partner_url, rng, tmp_path / "demo.db")
+            http = app.test_client()
+            assert http.post("/login", data={"user": "a", "password": "right"}).status_code == 200
+            assert http.post("/login", data={"user": "a", "password": "wrong"}).status_code == 401
+            assert http.get("/squad?team=3").status_code == 200
+            assert http.get("/training").status_code == 200
+            assert http.post("/sync?team=3").status_code == 200
+            assert http.post("/players/7").status_code == 200
+            assert http.get("/no-such-page").status_code == 404
+    finally:
+        client.close()
+    names = set(statsd_recorder.names())
+    for name in DASHBOARD_SERIES:
+        assert name in names, (name, sorted(names))
+    assert any(n.startswith("teamapp.db.demo.query.") for n in names), sorted(names)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import whisper
 
-from pipeline.testing import RunningUp, graphite_config, on_this_host, points, wait_for
 from statsd_metrics import Client
+from support.pipeline import RunningUp, graphite_config, on_this_host, points, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from carbon.hashing import ConsistentHashRing
 
-from pipeline.testing import RunningUp, points, wait_for
+from support.pipeline import RunningUp, points, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,7 @@ SECONDS = 120
 
 def on_a_ring_entry(prefix: str) -> str:
     """A series name whose hash is exactly a carbonlink ring entry of cache `a` (stock
-    graphite-render 1.1.8 answers 500 for it; see pipeline/whisper_finder.py)."""
+    graphite-render 1.1.8 answers 500 for it; see statsd_metrics/graphite/whisper_finder.py)."""
     ring = ConsistentHashRing([("127.0.0.1", "a")])
     positions = {position for position, _ in ring.ring}
     names = (f"{prefix}{n}" for n in itertools.count())

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.layout import FLUSH_INTERVALS, Layout, LayoutError, Ports
+from statsd_metrics.supervisor.layout import FLUSH_INTERVALS, Layout, LayoutError, Ports
 
 
 def test_one_machine_has_one_cache_no_relay_and_feeds_the_cache(tmp_path: Path):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.supervisor import (
+from statsd_metrics.supervisor import (
     Part,
     PipelineError,
     Supervisor,
@@ -214,7 +214,9 @@ def test_one_port_for_two_parts_is_refused():
         Part(name="render API", argv=["true"], ready=bool, listens=[(28888, "tcp")]),
         Part(name="carbon-cache a", argv=["true"], ready=bool, listens=[(28888, "tcp")]),
     ]
-    with pytest.raises(PipelineError, match="carbon-cache a and render API would both use"):
+    with pytest.raises(
+        PipelineError, match="carbon-cache a and render API would both use tcp port 28888"
+    ):
         check_ports_free(parts, "127.0.0.1")
 
 
@@ -244,3 +246,11 @@ def test_missing_program_is_named_with_the_install_command(monkeypatch: pytest.M
     )
     with pytest.raises(PipelineError, match=r"'carbon-c-relay' is not on PATH \(apt-get install"):
         check_dependencies([part])
+
+
+def test_one_port_given_twice_to_one_part_names_both_flags():
+    listens = [(28003, "tcp", "--carbon-port"), (28003, "tcp", "--carbonlink-port")]
+    part = Part(name="carbon-cache a", argv=["true"], ready=bool, listens=listens)
+    with pytest.raises(PipelineError, match=r"carbon-cache a would use tcp port 28003 twice "
+                       r"\(--carbon-port and --carbonlink-port\)"):  # fmt: skip
+        check_ports_free([part], "127.0.0.1")

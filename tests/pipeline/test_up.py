@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import whisper
 
-from pipeline.testing import graphite_config, points, wait_for
+from support.pipeline import graphite_config, points, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -33,6 +33,7 @@ def test_prints_one_address_a_line_and_stops_on_ctrl_c(start_up):
     up = start_up(*STORAGE_ONLY).wait_ready()
     assert up.addresses == {
         "carbon": [f"tcp://127.0.0.1:{up.ports.carbon}"],
+        "dashboards": [f"http://127.0.0.1:{up.ports.render}/dashboards/"],
         "render API": [f"http://127.0.0.1:{up.ports.render}"],
     }
     assert up.render("constantLine(1)", "-1min")[0]["datapoints"]

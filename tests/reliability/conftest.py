@@ -15,8 +15,12 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from tests.aggregator.conftest import Sink, sink, start_daemon, wait_until  # noqa: F401
-from tests.pipeline.conftest import start_up  # noqa: F401
+from support.net import CarbonSink as Sink
+from support.net import wait_until
+from support.pipeline import start_up
+from tests.aggregator.conftest import sink, start_daemon
+
+__all__ = ["Sink", "sink", "start_daemon", "start_up", "wait_until"]  # fixtures, and for tests
 
 
 class Sender(threading.Thread):

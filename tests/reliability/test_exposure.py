@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.aggregator.conftest import free_port, run_aggregator
+from support.net import free_port
+from tests.aggregator.conftest import run_aggregator
 
 from .conftest import listeners
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import whisper
 
-from pipeline.testing import RunningUp, on_this_host, points, wait_for
+from support.pipeline import RunningUp, on_this_host, points, wait_for
 
 from .conftest import Sender
 
@@ -53,7 +53,7 @@ def test_killed_carbon_and_render_api_are_reported_restarted_and_nothing_is_lost
     before.join(30)
     wait_for(lambda: in_whisper(up, start) == before.sent, what="phase one in Whisper")
 
-    os.kill(part_pid(up, "pipeline.carbon_cache"), signal.SIGKILL)
+    os.kill(part_pid(up, "statsd_metrics.graphite.carbon_cache"), signal.SIGKILL)
     during = Sender(statsd, b"restart.hits:1|c")  # while Carbon is away, and after
     wait_for(lambda: "carbon-cache a is back" in up.stderr(), what="carbon restarted")
     os.kill(part_pid(up, "gunicorn"), signal.SIGKILL)

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from aggregator.graphite import unacknowledged
-from tests.aggregator.conftest import free_port, run_aggregator
+from support.net import free_port
+from tests.aggregator.conftest import run_aggregator
 
 from .conftest import Sender, Sink, arrivals, stored, wait_until
 

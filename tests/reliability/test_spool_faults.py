@@ -13,7 +13,7 @@ import shutil
 
 import pytest
 
-from tests.aggregator.conftest import free_port
+from support.net import free_port
 
 from .conftest import Sink, stored, wait_until
 

@@ -1,6 +1,6 @@
 """Infrastructure: the processes (CPU, memory, threads, files) and the database under the app."""
 
-from pipeline.dashboards.panels import (
+from .panels import (
     Row,
     by,
     by_node,

@@ -1,6 +1,6 @@
 """Service: how the application answers: request rate, errors, latency, requests in flight."""
 
-from pipeline.dashboards.panels import (
+from .panels import (
     Row,
     by,
     by_node,

@@ -1,6 +1,6 @@
 """Business: who uses what, the external game API, and the domain's own events."""
 
-from pipeline.dashboards.panels import (
+from .panels import (
     Row,
     by,
     by_node,

@@ -31,7 +31,7 @@ from grafana_foundation_sdk.models.dashboard import (
     VariableSort,
 )
 
-from pipeline.dashboards.graphite_query import PLUGIN, Query
+from .graphite_query import PLUGIN, Query
 
 # The uid the provisioned datasource has (graphite/grafana/provisioning/datasources/).
 DATASOURCE_UID = "statsd-metrics-graphite"

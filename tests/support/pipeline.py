@@ -20,14 +20,17 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+import pytest
+
 from aggregator.naming import fold_tags, host_name, sanitize
-from pipeline.alerts.evaluate import backend_render_form
-from pipeline.config import GRAPHITE_DIR
-from pipeline.layout import HOST, INSTANCE_STRIDE, Ports
+from statsd_metrics.grafana.alerts.evaluate import backend_render_form
+from statsd_metrics.graphite.config import GRAPHITE_DIR
+from statsd_metrics.supervisor.layout import HOST, INSTANCE_STRIDE, Ports
+from support.net import wait_until
 
 T = TypeVar("T")
 
@@ -83,19 +86,24 @@ def graphite_config(target: Path, **carbon_settings: object) -> Path:
 
 
 class RunningUp:
-    """One `statsd-metrics up` process (python -m pipeline up), its addresses and its files."""
+    """One `statsd-metrics up` process (`python -m statsd_metrics up`), its addresses, its files."""
 
     def __init__(
-        self, data_dir: Path, *args: str, instances: int = 1, env: dict[str, str] | None = None
+        self,
+        data_dir: Path,
+        *args: str,
+        instances: int = 1,
+        env: dict[str, str] | None = None,
+        command: Sequence[str] = (sys.executable, "-m", "statsd_metrics"),
+        cwd: Path | None = None,
     ):
+        """`command`: how to run `statsd-metrics` (an installed console script, say)."""
         self.data_dir = data_dir
         self.ports = free_ports(instances)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.stderr_path = data_dir / "up.stderr"
         self.argv = [
-            sys.executable,
-            "-m",
-            "pipeline",
+            *command,
             "up",
             "--data-dir",
             str(data_dir),
@@ -106,7 +114,7 @@ class RunningUp:
         self._lines: queue.Queue[str | None] = queue.Queue()
         with self.stderr_path.open("wb") as stderr:
             self.process = subprocess.Popen(
-                self.argv, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True
+                self.argv, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=cwd
             )
         threading.Thread(target=self._read_stdout, daemon=True).start()
 
@@ -189,15 +197,9 @@ def points(series: dict) -> dict[int, float]:
 
 
 def wait_for(probe: Callable[[], T], timeout: float = 30.0, what: str = "a condition") -> T:
-    """Poll until probe() is truthy (bounded); return its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.2)
+    """Poll until probe() is truthy (bounded); return its value. Servers answer in tenths of
+    a second: poll at that pace."""
+    return wait_until(probe, timeout, what, interval=0.2)
 
 
 def encode_uri_component(value: str) -> str:
@@ -250,3 +252,18 @@ class Grafana:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode(errors="replace")
+
+
+@pytest.fixture
+def start_up(tmp_path: Path) -> Iterator[Callable[..., RunningUp]]:
+    """Start `up` on free ports; every one started here is stopped by PID at teardown."""
+    started: list[RunningUp] = []
+
+    def start(*args: str, data_dir: Path | None = None, **options) -> RunningUp:
+        up = RunningUp(data_dir or tmp_path / f"var{len(started)}", *args, **options)
+        started.append(up)
+        return up
+
+    yield start
+    for up in started:
+        up.stop()

@@ -1,8 +1,8 @@
 """Grafana dashboards as code: one module per concern, built with grafana-foundation-sdk.
 
-`python -m pipeline.dashboards` writes them to graphite/grafana/dashboards/, where Grafana's
-dashboard provider and the preview (`/dashboards/` on the render API) read them; the committed
-files must equal what this package builds (tests/grafana/test_dashboards.py).
+`python -m statsd_metrics.grafana.dashboards` writes them to graphite/grafana/dashboards/,
+where Grafana's dashboard provider and the preview (`/dashboards/` on the render API) read
+them; the committed files must equal what this package builds (tests/grafana/test_dashboards.py).
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.dashboards import business, infrastructure, pipeline_health, quality, service
+from ...graphite import CONF_DIR
+from . import business, infrastructure, pipeline_health, quality, service
 
-DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "graphite" / "grafana" / "dashboards"
+DASHBOARD_DIR = CONF_DIR / "grafana" / "dashboards"
 BUILDERS: dict[str, Callable[[], dict]] = {
     "service": service.build,
     "infrastructure": infrastructure.build,

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import yaml
 
-RULES_DIR = (
-    Path(__file__).resolve().parents[2] / "graphite" / "grafana" / "provisioning" / "alerting"
-)
+from ...graphite import CONF_DIR
+
+RULES_DIR = CONF_DIR / "grafana" / "provisioning" / "alerting"
 EXPRESSION_UID = "__expr__"
 REDUCERS = ("last", "mean", "sum", "min", "max", "count", "median")
 REDUCE_MODES = ("strict", "dropNN", "replaceNN")

@@ -17,9 +17,9 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.alerts.evaluate import HttpRenderAPI, RuleState, check
-from pipeline.alerts.rules import RULES_DIR, Query, RuleError, load
-from pipeline.layout import HOST, Ports
+from ...supervisor.layout import HOST, Ports
+from .evaluate import HttpRenderAPI, RuleState, check
+from .rules import RULES_DIR, Query, RuleError, load
 
 DEFAULT_RENDER_URL = f"http://{HOST}:{Ports().render}"
 

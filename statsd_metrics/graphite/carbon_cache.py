@@ -1,6 +1,6 @@
 """carbon-cache, as `carbon-cache.py` runs it, plus a drain of its cache at shutdown.
 
-Run as `python -m pipeline.carbon_cache --config=ABS/carbon.conf --debug start`.
+Run as `python -m statsd_metrics.graphite.carbon_cache --config=ABS/carbon.conf --debug start`.
 
 Why: carbon 1.1.10's writer thread leaves its loop as soon as the reactor stops, so points that
 arrived after its last pass (up to a second's worth, and everything MIN_TIMESTAMP_LAG holds back)

@@ -8,19 +8,16 @@ the relay or cache, the relay's queue reaches the caches, and the caches write i
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
 import urllib.request
 from collections.abc import Callable
-from pathlib import Path
 
-from pipeline.layout import HOST, Aggregator, CarbonCache, Layout
-from pipeline.supervisor import Part
+from . import Part
+from .carbon_python import CarbonPython
+from .layout import HOST, INSTANCE_STRIDE, Aggregator, CarbonCache, Layout
 
 PROBE_TIMEOUT = 1.0
-PIP_GRAPHITE = "pip install -e '.[graphite]'"
-PROJECT_ROOT = Path(__file__).resolve().parents[1]  # examples/ lives here, not installed
 DEMO_SECONDS = 86_400  # the demo's traffic is bounded: one real day
 DEMO_BANNER = "demo: app "
 
@@ -45,16 +42,17 @@ def all_of(*probes: Callable[[], bool]) -> Callable[[], bool]:
     return lambda: all(probe() for probe in probes)
 
 
-def carbon_cache(layout: Layout, cache: CarbonCache) -> Part:
+def carbon_cache(layout: Layout, cache: CarbonCache, python: CarbonPython) -> Part:
     # carbon refuses to start while its pidfile names a live process, any process: after a
     # crash the pid may have been reused. The data directory's lock says no other `up` runs.
     pidfile = layout.storage_dir(cache) / f"carbon-cache-{cache.instance}.pid"
+    n = layout.caches.index(cache)
     return Part(
         name=f"carbon-cache {cache.instance}",
         argv=[
-            sys.executable,
+            python.executable,
             "-m",
-            "pipeline.carbon_cache",
+            "statsd_metrics.graphite.carbon_cache",
             f"--config={layout.carbon_conf(cache)}",
             f"--instance={cache.instance}",
             "--debug",
@@ -65,13 +63,12 @@ def carbon_cache(layout: Layout, cache: CarbonCache) -> Part:
             lambda: tcp_accepts(cache.line_port), lambda: tcp_accepts(cache.carbonlink_port)
         ),
         listens=[
-            (cache.line_port, "tcp"),
-            (cache.pickle_port, "tcp"),
-            (cache.carbonlink_port, "tcp"),
+            (cache.line_port, "tcp", _flag("--carbon-port", n)),
+            (cache.pickle_port, "tcp", _flag("--pickle-port", n)),
+            (cache.carbonlink_port, "tcp", _flag("--carbonlink-port", n)),
         ],
-        modules=("carbon", "whisper", "twisted"),
-        install=PIP_GRAPHITE,
-        env={"GRAPHITE_ROOT": str(layout.data_dir)},
+        # Which interpreter has carbon was settled before (carbon_python.find).
+        env={**python.env, "GRAPHITE_ROOT": str(layout.data_dir)},
         # Writing a large cache to Whisper at shutdown takes time; killing it loses the points.
         stop_timeout=300.0,
         prepare=lambda: pidfile.unlink(missing_ok=True),
@@ -85,19 +82,19 @@ def relay(layout: Layout) -> Part:
         name="carbon-c-relay",
         argv=["carbon-c-relay", "-f", str(layout.relay_conf)],
         ready=lambda: tcp_accepts(port),
-        listens=[(port, "tcp")],
+        listens=[(port, "tcp", "--relay-port")],
         programs=("carbon-c-relay",),
         install="apt-get install carbon-c-relay, or ./scripts/system-deps",
         stop_timeout=30.0,
     )
 
 
-def render_api(layout: Layout) -> Part:
+def render_api(layout: Layout, python: CarbonPython) -> Part:
     url = f"http://{HOST}:{layout.render_port}/metrics/find?query=*"
     return Part(
         name="render API",
         argv=[
-            sys.executable,
+            python.executable,
             "-m",
             "gunicorn",
             "--bind",
@@ -114,13 +111,11 @@ def render_api(layout: Layout) -> Part:
             "--error-logfile",
             "-",
             # graphite-render's app plus the dashboard preview at /dashboards/
-            "pipeline.preview:app",
+            "statsd_metrics.preview:app",
         ],
         ready=lambda: http_ok(url),
-        listens=[(layout.render_port, "tcp")],
-        modules=("graphite_render", "gunicorn"),
-        install=PIP_GRAPHITE,
-        env={"GRAPHITE_API_CONFIG": str(layout.render_conf)},
+        listens=[(layout.render_port, "tcp", "--render-port")],
+        env={**python.env, "GRAPHITE_API_CONFIG": str(layout.render_conf)},
         stop_timeout=15.0,
     )
 
@@ -149,23 +144,25 @@ def aggregator(layout: Layout, agg: Aggregator) -> Part:
             str(agg.mgmt_port),
         ],
         ready=lambda: http_ok(health),  # 200 once its receivers run
-        listens=[(agg.port, "udp"), (agg.mgmt_port, "tcp")],
+        listens=[
+            (agg.port, "udp", _flag("--statsd-port", agg.index)),
+            (agg.mgmt_port, "tcp", _flag("--mgmt-port", agg.index)),
+        ],
         modules=("aggregator.__main__",),
-        install="pip install -e .",
+        install='pip install "statsd-metrics"',
         stop_timeout=30.0,
     )
 
 
 def demo_app(layout: Layout) -> Part:
-    """The example team-manager app, its CHPP simulator and a simulated day of users
-    (examples/teamapp/demo.py), sending to the first aggregator."""
-    pythonpath = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
+    """A small instrumented app and simulated users (statsd_metrics.demo), sending to the
+    first aggregator; shipped in the package, so it runs from an installed wheel."""
     part = Part(
         name="demo",
         argv=[
             sys.executable,
             "-m",
-            "examples.teamapp.demo",
+            "statsd_metrics.demo",
             "--statsd-port",
             str(layout.aggregators[0].port),
             "--duration",
@@ -173,11 +170,10 @@ def demo_app(layout: Layout) -> Part:
         ],
         ready=lambda: False,
         modules=("flask", "sqlalchemy", "requests", "psutil"),
-        install="pip install -e '.[all]'",
-        env={"PYTHONPATH": pythonpath},
+        install='pip install "statsd-metrics[demo]"',
         stop_timeout=30.0,
     )
-    # Ready once it prints its banner: the app and the simulator then answer.
+    # Ready once it prints its banner: the app then answers.
     part.ready = lambda: DEMO_BANNER in demo_banner(part)
     return part
 
@@ -190,11 +186,17 @@ def demo_banner(part: Part) -> str:
         return log.readline().strip()
 
 
-def parts(layout: Layout, *, demo: bool = False) -> list[Part]:
-    found = [carbon_cache(layout, cache) for cache in layout.caches]
+def _flag(flag: str, index: int) -> str:
+    """The flag that moves a port; instance N listens at its value + 100·N."""
+    return flag if index == 0 else f"{flag} (instance {index} uses it + {INSTANCE_STRIDE * index})"
+
+
+def parts(layout: Layout, python: CarbonPython, *, demo: bool = False) -> list[Part]:
+    """`python` runs carbon-cache and the render API (carbon_python.find)."""
+    found = [carbon_cache(layout, cache, python) for cache in layout.caches]
     if layout.relay_port is not None:
         found.append(relay(layout))
-    found.append(render_api(layout))
+    found.append(render_api(layout, python))
     found += [aggregator(layout, agg) for agg in layout.aggregators]
     if demo:
         found.append(demo_app(layout))  # last: it feeds everything else

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
 import tomllib
+from importlib import resources
 from pathlib import Path
 
-from pipeline.layout import HOST, Layout
+from ..supervisor.layout import HOST, Layout
+from . import CONF_DIR
 
-GRAPHITE_DIR = Path(__file__).resolve().parent.parent / "graphite"
+GRAPHITE_DIR = CONF_DIR
 FIELD = re.compile(r"\$\{(\w+)\}")
 CARBON_FILES = ("carbon.conf", "storage-schemas.conf", "storage-aggregation.conf")
+AGGREGATOR_FILE = "aggregator.toml"
+EDITABLE = ("*.conf", "*.yaml", "grafana/**/*.json", "grafana/**/*.yaml")
 
 
 class ConfigError(ValueError):
@@ -131,3 +136,30 @@ def _fill(template: Path, fields: dict[str, object]) -> str:
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+
+
+def write_editable_copy(target: Path, templates: Path = GRAPHITE_DIR) -> list[Path]:
+    """`statsd-metrics init`: the templates, Grafana's provisioning and the aggregator's
+    settings (every key commented) copied into `target`, for `up --config-dir` to run from.
+    Refuses, writing nothing, if any of them exists: an edited file is never overwritten."""
+    sources = {
+        path.relative_to(templates): path
+        for pattern in EDITABLE
+        for path in sorted(templates.glob(pattern))
+    }
+    aggregator = resources.files("aggregator") / AGGREGATOR_FILE
+    targets = [target / name for name in sources] + [target / AGGREGATOR_FILE]
+    existing = [str(path) for path in targets if path.exists() or path.is_symlink()]
+    if existing:
+        raise ConfigError(
+            f"{existing[0]} exists{f' (and {len(existing) - 1} more)' if existing[1:] else ''}"
+            "; nothing was written: remove them or choose another directory"
+        )
+    try:
+        for name, source in sources.items():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target / name)
+        (target / AGGREGATOR_FILE).write_text(aggregator.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{target}: cannot write it ({exc.strerror})") from None
+    return targets

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from pipeline.alerts.rules import Node, Query, Reduce, Rule, Threshold
+from .rules import Node, Query, Reduce, Rule, Threshold
 
 NORMAL, PENDING, ALERTING, NO_DATA, ERROR = "Normal", "Pending", "Alerting", "NoData", "Error"
 Labels = tuple[tuple[str, str], ...]

@@ -1,7 +1,7 @@
 """Start processes in order, each once the previous one answers; restart one that exits; stop
 them in reverse order.
 
-Generic on purpose: what the processes are is pipeline.parts' business. Every failure is a
+Generic on purpose: what the processes are is the business of `parts`. Every failure is a
 PipelineError whose message names the part and the cause (a taken port, a missing dependency,
 a part that exited or never answered, with the end of its log).
 
@@ -61,8 +61,9 @@ class Part:
     argv: list[str]
     ready: Callable[[], bool]
     """True once the part answers (a port accepts, an HTTP probe gets 200...)."""
-    listens: Sequence[tuple[int, str]] = ()
-    """(port, "tcp"/"udp") bound on 127.0.0.1, checked free before anything starts."""
+    listens: Sequence[tuple[int, str] | tuple[int, str, str]] = ()
+    """(port, "tcp"/"udp", the flag that moves it) bound on 127.0.0.1, checked free before
+    anything starts."""
     modules: Sequence[str] = ()
     programs: Sequence[str] = ()
     install: str = ""
@@ -104,21 +105,31 @@ def check_dependencies(parts: Sequence[Part]) -> None:
 
 
 def check_ports_free(parts: Sequence[Part], host: str) -> None:
-    """Fail before starting anything if a port is taken.
+    """Fail before starting anything if a port is taken, naming every conflict at once (one
+    run to find them all, not one per conflict), each with the flag that moves it.
 
     carbon binds with SO_REUSEPORT, so a second carbon on a taken port would start and silently
     share the traffic with the first; a plain bind here refuses instead.
     """
-    owners: dict[tuple[int, str], str] = {}
+    owners: dict[tuple[int, str], tuple[str, str]] = {}
+    problems = []
     for part in parts:
-        for port, proto in part.listens:
+        for port, proto, *given in part.listens:
+            flag = given[0] if given else "its flag"
+            move = f"; choose another with {flag}"
             if not 0 < port < 65536:
-                raise PipelineError(f"{part.name}: port {port} is out of range")
+                problems.append(f"{part.name}: port {port} is out of range{move}")
+                continue
             if (port, proto) in owners:
-                raise PipelineError(
-                    f"{part.name} and {owners[port, proto]} would both use {proto} port {port}"
+                other, other_flag = owners[port, proto]
+                who = (
+                    f"{part.name} would use {proto} port {port} twice"
+                    if other == part.name
+                    else f"{part.name} and {other} would both use {proto} port {port}"
                 )
-            owners[port, proto] = part.name
+                problems.append(f"{who} ({other_flag} and {flag}); change one of them")
+                continue
+            owners[port, proto] = (part.name, flag)
             kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
             with socket.socket(socket.AF_INET, kind) as sock:
                 if proto == "tcp":
@@ -127,10 +138,17 @@ def check_ports_free(parts: Sequence[Part], host: str) -> None:
                 try:
                     sock.bind((host, port))
                 except OSError as exc:
-                    raise PipelineError(
+                    problems.append(
                         f"{part.name}: {proto} port {host}:{port} is not available "
-                        f"({exc.strerror}); choose another with its flag"
-                    ) from None
+                        f"({exc.strerror}){move}"
+                    )
+    if len(problems) == 1:
+        raise PipelineError(problems[0])
+    if problems:
+        raise PipelineError(
+            f"{len(problems)} ports are not available, nothing was started:\n  "
+            + "\n  ".join(problems)
+        )
 
 
 def _die_with_parent() -> None:

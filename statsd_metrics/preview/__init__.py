@@ -1,9 +1,10 @@
 """The render API with a dashboard preview at /dashboards/, for people without Grafana at hand.
 
-`statsd-metrics up` serves this app (gunicorn `pipeline.preview:app`): graphite-render's own app,
-unchanged, plus a blueprint that shows the dashboards of graphite/grafana/dashboards/ with every
-panel drawn by the render API itself (`/render?format=png`), template variables resolved the
-way Grafana resolves them, and the pictures reloaded on the dashboard's refresh interval.
+`statsd-metrics up` serves this app (gunicorn `statsd_metrics.preview:app`): graphite-render's
+own app, unchanged, plus a blueprint that shows the dashboards of graphite/grafana/dashboards/
+with every panel drawn by the render API itself (`/render?format=png`), template variables
+resolved the way Grafana resolves them, and the pictures reloaded on the dashboard's refresh
+interval.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from pathlib import Path
 from flask import Blueprint, abort, request
 from graphite_render.app import app
 
-from pipeline.alerts.rules import seconds
-from pipeline.dashboards import load_all
-from pipeline.dashboards.templating import ALL, PanelQuery, Variable, panels, resolve
+from ..grafana.alerts.rules import seconds
+from ..grafana.dashboards import load_all
+from ..grafana.dashboards.templating import ALL, PanelQuery, Variable, panels, resolve
 
 PAGE = (Path(__file__).parent / "page.html").read_text()
 RANGES = ("-5min", "-15min", "-1h", "-6h", "-24h", "-7d")

@@ -1,6 +1,6 @@
 """Pipeline: the aggregator and Carbon watched through their own metrics."""
 
-from pipeline.dashboards.panels import (
+from .panels import (
     Row,
     by,
     by_node,

@@ -1,6 +1,6 @@
 """Quality and security: how often requests succeed, what breaks, who is knocking."""
 
-from pipeline.dashboards.panels import (
+from .panels import (
     Row,
     by,
     by_node,
