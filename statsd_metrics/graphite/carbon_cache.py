@@ -47,7 +47,8 @@ class DrainOnShutdown(Service):
 
         # "after shutdown" runs once the receivers are closed and the thread pool (the writer)
         # has been joined: nothing else touches the cache any more.
-        reactor.addSystemEventTrigger("after", "shutdown", drain_cache)
+        # Twisted's stubs type `reactor` as the zope interface, whose methods have no `self`.
+        reactor.addSystemEventTrigger("after", "shutdown", drain_cache)  # type: ignore[arg-type]
         super().startService()
 
 
@@ -59,7 +60,8 @@ def main() -> None:
         DrainOnShutdown().setServiceParent(root)
         return root
 
-    carbon_cache_plugin.serviceMaker.makeService = make_draining_service
+    # Deliberate: the plugin's service maker, wrapped so twistd builds the draining service.
+    carbon_cache_plugin.serviceMaker.makeService = make_draining_service  # type: ignore[method-assign]
     # run_twistd_plugin takes the program name ("carbon-cache") from the script's file name.
     script = os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), "carbon-cache.py")
     try:

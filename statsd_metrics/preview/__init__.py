@@ -201,7 +201,7 @@ def _first_request(prefix: str, start: str) -> int | None:
     return min(times) if times else None
 
 
-def _page(title: str, body: str, refresh: int) -> str:
+def _page(title: str, body: str, refresh: float) -> str:
     return (
         PAGE.replace("{{title}}", html.escape(title))
         .replace("{{body}}", body)

@@ -78,6 +78,12 @@ class Part:
     restarts: deque[float] = field(default_factory=deque)
     """When it was restarted, within the restart window."""
 
+    @property
+    def launched(self) -> subprocess.Popen:
+        """The process, for the supervisor's code that runs only once the part was launched."""
+        assert self.process is not None, f"{self.name} was never launched"
+        return self.process
+
     def log_tail(self) -> str:
         if self.log is None or not self.log.exists():
             return ""
@@ -214,10 +220,10 @@ class Supervisor:
     def _wait_ready(self, part: Part, stop: threading.Event) -> None:
         deadline = time.monotonic() + self.start_timeout
         while not part.ready():
-            if part.process.poll() is not None:
+            if part.launched.poll() is not None:
                 raise PipelineError(
                     f"{part.name} exited during start-up (exit status "
-                    f"{part.process.returncode}); end of {part.log}:\n{part.log_tail()}"
+                    f"{part.launched.returncode}); end of {part.log}:\n{part.log_tail()}"
                 )
             if time.monotonic() > deadline:
                 raise PipelineError(
@@ -232,12 +238,12 @@ class Supervisor:
         raise once one keeps exiting."""
         while not stop.wait(POLL * 5):
             for part in self.started:
-                if part.process.poll() is not None:
+                if part.launched.poll() is not None:
                     self._restart(part, stop)
 
     def _restart(self, part: Part, stop: threading.Event) -> None:
         exited = (
-            f"{part.name} exited unexpectedly (exit status {part.process.returncode}); "
+            f"{part.name} exited unexpectedly (exit status {part.launched.returncode}); "
             f"end of {part.log}:\n{part.log_tail()}"
         )
         now = time.monotonic()
@@ -258,7 +264,7 @@ class Supervisor:
         except PipelineError as exc:
             if stop.is_set():
                 return
-            if part.process.poll() is None:  # alive and not answering: broken
+            if part.launched.poll() is None:  # alive and not answering: broken
                 raise
             self.report(str(exc))  # exited again while starting: the next round counts it
             return
@@ -271,7 +277,7 @@ class Supervisor:
         warnings = []
         while self.started:
             part = self.started.pop()
-            if terminate(part.process, part.stop_timeout):
+            if terminate(part.launched, part.stop_timeout):
                 warnings.append(
                     f"{part.name} did not stop within {part.stop_timeout:g} s and was killed"
                 )

@@ -174,7 +174,9 @@ def reduce_values(
         values = [v for v in values if not bad(v)]
     elif mode == "replaceNN":
         values = [replace if bad(v) else v for v in values]
-    strict_nan = any(v is None or math.isnan(v) for v in values)
+    # Past the strict NaN check below, `present` is `values` (no None is left in it).
+    present = [v for v in values if v is not None]
+    strict_nan = len(present) < len(values) or any(math.isnan(v) for v in present)
     if reducer == "count":
         result: float | None = float(len(values))
     elif reducer == "last":
@@ -182,17 +184,17 @@ def reduce_values(
     elif strict_nan:
         result = math.nan
     elif reducer == "sum":
-        result = math.fsum(values)
+        result = math.fsum(present)
     elif reducer == "mean":
-        result = math.fsum(values) / len(values) if values else math.nan
-    elif not values:
+        result = math.fsum(present) / len(present) if present else math.nan
+    elif not present:
         result = math.nan
     elif reducer == "min":
-        result = min(values)
+        result = min(present)
     elif reducer == "max":
-        result = max(values)
+        result = max(present)
     else:  # median
-        ordered = sorted(values)
+        ordered = sorted(present)
         mid = len(ordered) // 2
         result = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
     if result is not None and math.isnan(result):
@@ -332,19 +334,20 @@ def _transition(
             )
     elif mapped in ("Alerting", "OK"):
         kind = ALERTING if mapped == "Alerting" else NORMAL
-    previous = before.state if before else NORMAL
+    # No earlier instance: Normal since now (`began` is read only when `previous` came from one).
+    previous, began = (before.state, before.since) if before else (NORMAL, at)
     if kind == ALERTING:
         if previous == ALERTING:
-            state, since = ALERTING, before.since
-        elif previous == PENDING and at - before.since >= rule.pending:
+            state, since = ALERTING, began
+        elif previous == PENDING and at - began >= rule.pending:
             state, since = ALERTING, at
         elif previous == PENDING:
-            state, since = PENDING, before.since
+            state, since = PENDING, began
         else:
             state, since = (ALERTING if rule.pending <= 0 else PENDING), at
     else:
         state = kind
-        since = before.since if before and previous == kind else at
+        since = began if previous == kind else at
     return InstanceState(result.labels, state, since, result.value, result.error)
 
 

@@ -20,12 +20,14 @@ from dataclasses import dataclass, field
 from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as builders
 from grafana_foundation_sdk.builders import timeseries
+from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models.dashboard import (
     DashboardCursorSync,
     DynamicConfigValue,
     MatcherConfig,
+    VariableModel,
     VariableOption,
     VariableRefresh,
     VariableSort,
@@ -168,7 +170,7 @@ def dashboard(
     uid: str,
     title: str,
     description: str,
-    variables: list[builders.QueryVariable],
+    variables: list[Builder[VariableModel]],
     rows: list[Row],
 ) -> dict:
     """Build the dashboard and return its JSON model, panels numbered in reading order."""
