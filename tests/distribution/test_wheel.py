@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from support.pipeline import RunningUp, points, wait_for
+from support.pipeline import RunningUp, on_this_host, points, wait_for
 
 # Installing from PyPI takes longer than the suite's per-test limit on a cold cache.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -132,7 +132,8 @@ def round_trip(up: RunningUp, name: str, sends: int = 3) -> None:
             time.sleep(0.3)
 
     def counted() -> float:
-        return sum(sum(points(s).values()) for s in up.render(f"stats_counts.{name}", "-5min"))
+        series = up.render(on_this_host(f"stats_counts.{name}"), "-5min")
+        return sum(sum(points(s).values()) for s in series)
 
     wait_for(lambda: counted() == sends, timeout=60, what=f"{sends} counts of {name}")
 
@@ -169,9 +170,12 @@ def test_up_demo_alerts_and_preview_from_the_installed_wheel(installed: Installe
     round_trip(up, "wheel.check")
 
     # The shipped demo fills the dashboards' series.
-    wait_for(lambda: [s for s in up.render("sumSeries(stats_counts.teamapp.http.*.status.*.*)",
-                                           "-5min") if any(points(s).values())],
-             timeout=90, what="the demo's requests in the render API")  # fmt: skip
+    requests = on_this_host("stats_counts.teamapp.http.*.status.*.*")
+
+    def demo_requests() -> float:
+        return sum(sum(points(s).values()) for s in up.render(f"sumSeries({requests})", "-5min"))
+
+    wait_for(lambda: demo_requests() > 0, timeout=90, what="the demo's requests in the render API")
 
     health = up.addresses["aggregator health"][0]
     with urllib.request.urlopen(health, timeout=10) as response:
