@@ -1,6 +1,7 @@
 import pytest
 
 from statsd_metrics import Client
+from support.net import UdpSink
 
 
 @pytest.fixture
@@ -21,31 +22,11 @@ def report_all(monkeypatch):
     return report
 
 
-class _Sink:
-    """A UDP socket on loopback: what reaches it is what the client sent."""
-
-    def __init__(self):
-        import socket
-
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-
-    def pending(self) -> list[bytes]:
-        self.sock.setblocking(False)
-        received = []
-        try:
-            while True:
-                received.append(self.sock.recv(65535))
-        except BlockingIOError:
-            return received
-
-
 @pytest.fixture
 def sink():
-    receiver = _Sink()
+    receiver = UdpSink()
     yield receiver
-    receiver.sock.close()
+    receiver.close()
 
 
 @pytest.fixture
