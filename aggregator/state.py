@@ -56,6 +56,9 @@ class Interval:
     metrics: int = 0
     bad: int = 0
     rejects: Counter[str] = field(default_factory=Counter)  # bad lines by reason
+    # What was read and deliberately not stored (DogStatsD events, service checks, ignored
+    # fields), by internal counter name under prefix_stats; each line counts once a name.
+    extras: Counter[str] = field(default_factory=Counter)
     last_msg_seen: float = 0.0
     names: int = 0  # distinct keys created in this interval (for the name cap)
 
@@ -124,6 +127,9 @@ class Store:
                 (f"{prefix_stats}.packets_received", iv.packets),
                 (f"{prefix_stats}.metrics_received", iv.metrics),
             ):
+                counters[key] = counters.get(key, 0) + value
+            for name, value in iv.extras.items():  # created when first seen
+                key = f"{prefix_stats}.{name}"
                 counters[key] = counters.get(key, 0) + value
             for key, value in iv.counters.items():
                 if self._room(counters, key, dropped):
