@@ -6,7 +6,7 @@ PYTHON ?= python3
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test lint bench system-deps
+.PHONY: up test lint bench system-deps node-deps
 
 # Re-install whenever the declared dependencies change.
 $(STAMP): setup.cfg pyproject.toml
@@ -18,6 +18,10 @@ $(STAMP): setup.cfg pyproject.toml
 system-deps:
 	./scripts/system-deps
 
+# npm senders the aggregator's tests drive (tests/node/package-lock.json pins them)
+node-deps:
+	npm ci --prefix tests/node --omit=optional --no-audit --no-fund
+
 up: $(STAMP)
 	$(VENV)/bin/statsd-metrics up $(ARGS)
 
@@ -25,7 +29,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-test: $(STAMP) system-deps lint
+test: $(STAMP) system-deps node-deps lint
 	$(PY) -m pytest $(ARGS)
 
 bench: $(STAMP)
