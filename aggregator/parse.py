@@ -30,7 +30,7 @@ from array import array
 
 from .config import Config
 from .naming import sanitize
-from .rejections import Rejected, RejectionSampler
+from .rejections import Rejected, RejectionSampler, original
 from .state import Gauge, Interval
 
 TIMER_TYPES = frozenset(("ms", "h", "d"))
@@ -43,6 +43,7 @@ Sample = tuple[str, str, float, float]  # type, value as sent, value, sample rat
 _KEY_CACHE_LIMIT = 250_000
 _NUMBER_CACHE_LIMIT = 20_000
 _COUNTER_CACHE_LIMIT = 100_000
+_KEPT_LIMIT = 100  # rejected lines kept for the log when nobody takes them (no receiver)
 
 
 def number(text: str) -> float | None:
@@ -102,7 +103,7 @@ class Parser:
         """Count a rejection; keep the line for the log when the sampler admits it."""
         iv.reject(reason, n)
         left_out = self.sampler.admit(reason)
-        if left_out is not None:
+        if left_out is not None and len(self.rejected) < _KEPT_LIMIT:
             self.rejected.append(Rejected(reason, line, left_out))
 
     def feed(self, data: bytes, iv: Interval) -> None:
@@ -151,18 +152,13 @@ class Parser:
         return good
 
     def _screen(self, lines: list[str], iv: Interval) -> list[str]:
-        """Reject over-long lines, take events and service checks out, and rewrite tagged
-        lines into `<token>:<rest>` lines."""
+        """Reject over-long lines and rewrite tagged ones into `<token>:<rest>` lines."""
         out = []
         for line in lines:
             if len(line) > self.max_line:
                 iv.metrics += 1
                 self.reject("line_too_long", line, iv)
             elif "|#" in line:
-                if line.startswith(NOT_METRICS):
-                    iv.metrics += 1
-                    self._not_a_metric(line, iv)
-                    continue
                 rewritten = self._tagged(line, iv)
                 if rewritten is None:
                     iv.metrics += 1
@@ -384,6 +380,7 @@ class Parser:
     def _not_a_metric(self, line: str, iv: Interval) -> None:
         """A line whose name gave no key: a DogStatsD event or service check (counted, not
         stored), or a rejection."""
+        line = original(line)  # a tagged one was rewritten (see _tagged)
         if line.startswith("_e{"):
             if _is_event(line):
                 iv.extras["events_received"] += 1
@@ -400,8 +397,10 @@ class Parser:
     def _key(self, raw: str, key: str | None = None) -> str:
         """Sanitise (and cache under `raw`) a key; "" when nothing usable is left, and for
         events and service checks."""
-        if key is None:
-            key = "" if raw.startswith(NOT_METRICS) else compose(raw, []) if "," in raw else raw
+        if raw.startswith(NOT_METRICS):
+            key = ""
+        elif key is None:
+            key = compose(raw, []) if "," in raw else raw
         if self.sanitizing:
             clean = sanitize(key)
             key = key if clean == key else clean  # one string object, not two, when clean
@@ -417,8 +416,9 @@ class Parser:
     def _tagged(self, line: str, iv: Interval) -> str | None:
         """`name:rest|#tags[|fields]` -> `<token>:rest[|fields]`, the key cached under token.
 
-        The token is `name|#tags` with its colons turned into newlines: a line never holds a
-        newline, so the token is unambiguous and holds no colon for the hot loop to split on.
+        The token is a newline then `name|#tags` with its colons turned into newlines: a line
+        never holds a newline, so the token is unambiguous (rejections.original reads the
+        line back) and holds no colon for the hot loop to split on.
         """
         metric, _, tagtext = line.partition("|#")
         if "|#" in tagtext:
@@ -427,11 +427,16 @@ class Parser:
         tagtext, bar, more = tagtext.partition("|")
         name, sep, rest = metric.partition(":")
         if not sep:
-            self.reject("no_value", line, iv)
+            if line.startswith("_sc|"):
+                self._not_a_metric(line, iv)
+            else:
+                self.reject("no_value", line, iv)
             return None
-        token = f"{name}|#{tagtext}".replace(":", "\n")
+        token = f"\n{name}|#{tagtext}".replace(":", "\n")
         if token not in self.keys:
-            self._key(token, compose(name, tagtext.split(",")))
+            self._key(
+                token, "" if name.startswith(NOT_METRICS) else compose(name, tagtext.split(","))
+            )
         return f"{token}:{rest}|{more}" if bar else f"{token}:{rest}"
 
     def _number(self, text: str) -> float | None:

@@ -58,11 +58,12 @@ class RejectionSampler:
 
 
 def original(line: str) -> str:
-    """A tagged line as the parser rewrote it (`name|#k\\nv:1|c`, see parse.Parser._tagged)
-    back in the sender's notation (`name:1|c|#k:v`)."""
-    name, sep, rest = line.partition(":")
-    if "|#" not in name:
+    """A tagged line as the parser rewrote it (`\\nname|#k\\nv:1|c`, see
+    parse.Parser._tagged) back in the sender's notation (`name:1|c|#k:v`); any other line as
+    it is."""
+    if not line.startswith("\n"):
         return line
+    name, sep, rest = line[1:].partition(":")
     name, _, tags = name.partition("|#")
     return f"{name}{sep}{rest}|#{tags.replace(chr(10), ':')}"
 

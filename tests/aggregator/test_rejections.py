@@ -152,3 +152,13 @@ def test_the_daemon_logs_rejected_lines_with_their_sender(start_daemon):
     assert all(e[1] == f"127.0.0.1:{port}" for e in entries)
     assert negative[0][2].startswith("'lat:-")
     assert ("invalid_utf8", f"127.0.0.1:{port}", "b'x:1|c|\\xff'") in entries
+
+
+def test_events_and_service_checks_with_tags_are_shown_as_sent():
+    parser = Parser(from_mapping({}))
+    parser.feed(b"_sc|db|7|#a:b|m:x\n_e{5,4}:titl|text|#k:v\n_e{1,1}:a|b|#k:v|#j:w", Interval())
+    assert [message(r, "s") for r in parser.rejected] == [
+        "rejected line (bad_service_check) from s: '_sc|db|7|#a:b|m:x'",
+        "rejected line (repeated_tags) from s: '_e{1,1}:a|b|#k:v|#j:w'",
+        "rejected line (bad_event) from s: '_e{5,4}:titl|text|#k:v'",
+    ]
