@@ -13,7 +13,7 @@ from aggregator.recvmmsg import BatchReader, format_address
 from aggregator.rejections import SHOWN, Rejected, RejectionSampler, message, needles
 from aggregator.state import Interval
 
-from .conftest import wait_until
+from .conftest import free_port, wait_until
 
 
 class Clock:
@@ -129,7 +129,7 @@ def test_the_sender_of_a_line_is_found_in_the_batch(receiver):
             s.close()
 
 
-LOGGED = re.compile(r"rejected line \((\w+)\) from (\S+): (.*)")
+LOGGED = re.compile(r"rejected line \((\w+)\) from (.+?): (.*)")
 
 
 def test_the_daemon_logs_rejected_lines_with_their_sender(start_daemon):
@@ -162,3 +162,20 @@ def test_events_and_service_checks_with_tags_are_shown_as_sent():
         "rejected line (repeated_tags) from s: '_e{1,1}:a|b|#k:v|#j:w'",
         "rejected line (bad_event) from s: '_e{5,4}:titl|text|#k:v'",
     ]
+
+
+def test_tcp_and_unix_senders_are_named_too(start_daemon, tmp_path):
+    tcp_port, unix_path = free_port(), str(tmp_path / "statsd.sock")
+    daemon = start_daemon({"tcp_port": tcp_port, "unix_socket": unix_path})
+    with socket.create_connection(("127.0.0.1", tcp_port)) as s:
+        s.sendall(b"ok:1|c\ntcp:bad|c\n")
+        local = s.getsockname()
+        wait_until(lambda: "'tcp:bad|c'" in daemon.log(), what="the TCP rejection in the log")
+    named = str(tmp_path / "sender.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as u:
+        u.bind(named)
+        u.sendto(b"unix:1|zz", unix_path)
+        wait_until(lambda: "'unix:1|zz'" in daemon.log(), what="the Unix rejection in the log")
+    entries = [m.groups() for m in LOGGED.finditer(daemon.log())]
+    assert ("bad_value", f"TCP 127.0.0.1:{local[1]}", "'tcp:bad|c'") in entries
+    assert ("unknown_type", named, "'unix:1|zz'") in entries
