@@ -36,8 +36,8 @@ from .state import Gauge, Interval
 TIMER_TYPES = frozenset(("ms", "h", "d"))
 TYPES = frozenset(("c", "g", "s", *TIMER_TYPES))
 NOT_METRICS = ("_e{", "_sc|")  # DogStatsD events and service checks
-# DogStatsD fields that are read and ignored (counted in the internal metrics by these names):
-# origin detection for Datadog's tagger, and the timestamp (see docs/aggregator.md for why).
+# DogStatsD fields for Datadog's origin detection: read, ignored, counted in the internal
+# metrics as `ignored_fields.<name>` (so is `T<unix>`: docs/aggregator.md says why).
 IGNORED_FIELDS = {"c:": "container_id", "e:": "external_data", "card:": "cardinality"}
 Sample = tuple[str, str, float, float]  # type, value as sent, value, sample rate
 _KEY_CACHE_LIMIT = 250_000
