@@ -31,7 +31,7 @@ from .config import Config
 from .memory import release_memory
 from .parse import Parser
 from .recvmmsg import BATCH, BatchReader, format_address
-from .rejections import message, needles
+from .rejections import WINDOW, message, needles
 from .state import Interval
 
 log = logging.getLogger("aggregator.receive")
@@ -263,6 +263,7 @@ class Receiver:
         for item in self.parser.rejected:
             found = sender
             if found is None and self.batch is not None:
+                self.batch.keep_addresses(WINDOW)  # so the next ones can be named
                 candidates: list[bytes | None] = [*needles(item)] or [None]
                 for needle in candidates:
                     found = self.batch.sender(data, needle)

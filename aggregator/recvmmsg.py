@@ -14,9 +14,12 @@ NULs deleted, at C speed and without a Python object per datagram: ~85 ns per da
 a memoryview slice per datagram and a join cost ~150 ns. A NUL inside a datagram shows as a
 length mismatch, and a longer datagram as its length: both take the general path, which
 slices and joins.
-The kernel also writes each datagram's source address into a slot of its own (a copy of a few
-bytes per datagram); nothing reads it unless a line is rejected, when `sender` finds the
-datagram that held the line and formats its address for the log.
+Source addresses, for the log of rejected lines: the kernel can write each datagram's address
+into a slot of its own, which `sender` reads only for a rejected line. That costs ~60 ns per
+datagram here (measured: ~10% of a read), so it is done for every read except full batches
+(the receiver at its limit, where each nanosecond is throughput), and for those too during the
+minute after a rejected line was logged (`keep_addresses`). So addresses cost nothing at the
+limit, and only the first rejected line of a burst at the limit can lack its sender.
 On systems without recvmmsg, `BatchReader.create` returns None and the caller uses `recvfrom`.
 """
 
@@ -28,6 +31,7 @@ import errno
 import mmap
 import socket
 import sys
+import time
 
 BATCH = 256
 NEAR = 128  # bytes of a compact slot: a newline, then up to 127 bytes of one datagram
@@ -99,11 +103,20 @@ class BatchReader:
             self.headers[i].hdr.iovlen = 2 if far_len else 1
             self.headers[i].hdr.name = ctypes.addressof(self.addresses) + i * ADDRESS
             self.headers[i].hdr.namelen = ADDRESS
-        # The kernel shortens each address length it writes to the address it stored: the
-        # headers it wrote are restored from this copy before the next read.
-        self.pristine_headers = bytes(self.headers)
+        # Two images of the headers, with and without address slots. The kernel shortens each
+        # address length it writes to the address it stored: the headers it wrote are
+        # restored from the image in use before the next read.
+        self.with_addresses = bytes(self.headers)
+        for i in range(BATCH):
+            self.headers[i].hdr.name, self.headers[i].hdr.namelen = None, 0
+        self.without_addresses = bytes(self.headers)
+        ctypes.memmove(self.headers, self.with_addresses, len(self.with_addresses))
+        self.pristine_headers = self.with_addresses
         self.used = 0  # headers written by the last read
         self.lengths: list[int] = []  # datagram lengths of the last read
+        self.addressed = False  # whether the last read recorded source addresses
+        self.want_addresses = True  # for the next read
+        self.keep_until = 0.0  # time.monotonic() until which full batches record them too
         words = memoryview(self.headers).cast("B").cast("I")
         stride = ctypes.sizeof(_MMsgHdr) // 4
         self._lengths = words[_MMsgHdr.len.offset // 4 :: stride]
@@ -125,6 +138,9 @@ class BatchReader:
         slot one byte larger than the largest datagram it accepts, so a cut one is one too
         long to accept.
         """
+        image = self.with_addresses if self.want_addresses else self.without_addresses
+        if image is not self.pristine_headers:
+            self.pristine_headers, self.used = image, BATCH  # every header changes
         if self.used:
             ctypes.memmove(self.headers, self.pristine_headers, self.used * _HEADER)
             self.used = 0
@@ -136,6 +152,8 @@ class BatchReader:
             return b"", 0, 0, 0
         lengths = self._lengths[:n].tolist()  # ints made in C, not one by one by a loop
         self.used, self.lengths = n, lengths
+        self.addressed = self.want_addresses
+        self.want_addresses = n < BATCH or time.monotonic() < self.keep_until
         longest = max(lengths)
         used = n * NEAR
         if longest <= self.near_len and longest < self.slot:
@@ -157,10 +175,18 @@ class BatchReader:
         ctypes.memmove(self.near, self.pristine, used)
         return data, n, n - kept, longest
 
+    def keep_addresses(self, seconds: float) -> None:
+        """Record source addresses in full batches too, for `seconds` from now."""
+        self.keep_until = time.monotonic() + seconds
+        self.want_addresses = True
+
     def sender(self, data: bytes, needle: bytes | None) -> str | None:
         """The source address of the datagram of the last read that holds `needle` in `data`
         (what read() returned), the first such one; with `needle` None, of the first datagram
-        that was cut. None when there is none. Only called for rejected lines."""
+        that was cut. None when there is none, or the read recorded no addresses. Only called
+        for rejected lines."""
+        if not self.addressed:
+            return None
         offset = 0
         position = -1 if needle is None else data.find(needle)
         for i, size in enumerate(self.lengths):

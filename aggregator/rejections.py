@@ -90,4 +90,5 @@ def message(item: Rejected, sender: str | None) -> str:
         cut = len(text) > SHOWN
         shown = repr(text[:SHOWN]) + (f" (first {SHOWN} of {len(text)})" if cut else "")
     more = f"; {item.left_out} more left out in the minute before" if item.left_out else ""
-    return f"rejected line ({item.reason}) from {sender or 'unknown sender'}: {shown}{more}"
+    sender = sender or "a sender not recorded"
+    return f"rejected line ({item.reason}) from {sender}: {shown}{more}"

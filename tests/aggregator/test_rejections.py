@@ -9,7 +9,7 @@ import pytest
 
 from aggregator.config import from_mapping
 from aggregator.parse import Parser
-from aggregator.recvmmsg import BatchReader, format_address
+from aggregator.recvmmsg import BATCH, BatchReader, format_address
 from aggregator.rejections import SHOWN, Rejected, RejectionSampler, message, needles
 from aggregator.state import Interval
 
@@ -74,7 +74,7 @@ def test_the_logged_line_is_cut_and_cannot_forge_log_lines():
     item = Rejected("bad_value", "a:" + "x" * 500 + "\n2026 fake entry|c", 0)
     text = message(item, None)
     assert "\n" not in text
-    assert text.startswith("rejected line (bad_value) from unknown sender: 'a:xxx")
+    assert text.startswith("rejected line (bad_value) from a sender not recorded: 'a:xxx")
     assert text.endswith(f" (first {SHOWN} of {len(item.line)})")
     assert message(Rejected("invalid_utf8", b"\xff:1|c", 2), "x") == (
         "rejected line (invalid_utf8) from x: b'\\xff:1|c'; 2 more left out in the minute before"
@@ -97,6 +97,7 @@ def test_addresses_are_formatted_for_each_family():
 @pytest.fixture
 def receiver():
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)  # a full batch fits
     sock.bind(("127.0.0.1", 0))
     sock.setblocking(False)
     yield sock
@@ -162,6 +163,31 @@ def test_events_and_service_checks_with_tags_are_shown_as_sent():
         "rejected line (repeated_tags) from s: '_e{1,1}:a|b|#k:v|#j:w'",
         "rejected line (bad_event) from s: '_e{5,4}:titl|text|#k:v'",
     ]
+
+
+def test_full_batches_record_addresses_only_after_a_logged_rejection(receiver):
+    """At the receiver's limit (full batches) the addresses' ~60 ns a datagram are saved."""
+    batch = BatchReader.create(1001)
+    if batch is None:
+        pytest.skip("no recvmmsg on this system")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        sender.bind(("127.0.0.1", 0))
+        me = f"127.0.0.1:{sender.getsockname()[1]}"
+
+        def read(count: int) -> str | None:
+            for i in range(count):
+                sender.sendto(b"n%d:x|c" % i, receiver.getsockname())
+            data, n, _, _ = batch.read(receiver)
+            assert n == count
+            return batch.sender(data, b"n0:x|c")
+
+        assert read(BATCH) == me  # recorded until a full batch was seen
+        assert read(BATCH) is None  # the one after a full batch: not recorded
+        assert read(3) is None  # nor the next: the last one was full
+        assert read(BATCH) == me  # partial batches record again
+        batch.keep_addresses(60)  # after a rejected line was logged
+        assert read(BATCH) == me
+        assert read(BATCH) == me
 
 
 def test_tcp_and_unix_senders_are_named_too(start_daemon, tmp_path):
