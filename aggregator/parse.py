@@ -207,8 +207,8 @@ class Parser:
                 rate = 1.0
                 if "|" in typ:
                     typ, _, extra = typ.partition("|")
-                    rate = rates.get(extra)  # only plain valid rates are cached
-                    if rate is None:  # another field, more fields, or a bad rate
+                    rate = rates.get(extra, 0.0)  # only valid (> 0) plain rates are cached
+                    if not rate:  # another field, more fields, or a bad rate
                         self._extended(key, rest, line, iv)
                         continue
                 if typ == "s":
