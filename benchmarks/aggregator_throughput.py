@@ -337,7 +337,8 @@ class Daemon:
             cmd += ["--port", str(self.port), "--mgmt-port", str(mgmt)]
             cmd += ["--graphite-port", str(sink.port), "--flush-interval", str(flush_s)]
         root = BASELINE if kind == "baseline" else ROOT
-        env = {**os.environ, "PYTHONPATH": str(root)} if kind != "reference" else None
+        path = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "PYTHONPATH": path} if kind != "reference" else None
         self.log = (workdir / f"{kind}-{self.port}.log").open("w")
         self.process = subprocess.Popen(
             cmd, cwd=root, env=env, stdout=self.log, stderr=subprocess.STDOUT
