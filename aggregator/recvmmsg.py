@@ -15,8 +15,8 @@ a memoryview slice per datagram and a join cost ~150 ns. A NUL inside a datagram
 length mismatch, and a longer datagram as its length: both take the general path, which
 slices and joins.
 Source addresses, for the log of rejected lines: the kernel can write each datagram's address
-into a slot of its own, which `sender` reads only for a rejected line. That costs ~60 ns per
-datagram here (measured: ~10% of a read), so it is done for every read except full batches
+into a slot of its own, which `sender` reads only for a rejected line. That costs ~60 to 80 ns
+a datagram here (~11% of a read), so it is done for every read except full batches
 (the receiver at its limit, where each nanosecond is throughput), and for those too during the
 minute after a rejected line was logged (`keep_addresses`). So addresses cost nothing at the
 limit, and only the first rejected line of a burst at the limit can lack its sender.
@@ -112,7 +112,7 @@ class BatchReader:
         self.without_addresses = bytes(self.headers)
         ctypes.memmove(self.headers, self.with_addresses, len(self.with_addresses))
         self.pristine_headers = self.with_addresses
-        self.used = 0  # headers written by the last read
+        self.used = 0  # headers to restore before the next read
         self.lengths: list[int] = []  # datagram lengths of the last read
         self.addressed = False  # whether the last read recorded source addresses
         self.want_addresses = True  # for the next read
@@ -151,8 +151,10 @@ class BatchReader:
                 raise OSError(err, "recvmmsg failed")
             return b"", 0, 0, 0
         lengths = self._lengths[:n].tolist()  # ints made in C, not one by one by a loop
-        self.used, self.lengths = n, lengths
+        self.lengths = lengths
         self.addressed = self.want_addresses
+        if self.addressed:
+            self.used = n  # the kernel shortened these address lengths: restore them
         self.want_addresses = n < BATCH or time.monotonic() < self.keep_until
         longest = max(lengths)
         used = n * NEAR

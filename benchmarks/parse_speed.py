@@ -9,7 +9,12 @@ medians is what to read.
 
 Workloads: `counters` one counter per datagram (10k names, the cached-line path); `mix` the
 throughput benchmark's mix (60% counters, 30% timers, 5% gauges, 5% sets, 30% of the lines
-sampled at 0.1), 20 lines per datagram; `tagged` the mix with DogStatsD tags on every line.
+sampled at 0.1), 20 lines per datagram; `tagged` the mix with DogStatsD tags on every line;
+`read` not the parser but the read before it: CPU time per datagram of `BatchReader.read` on
+full batches of one-counter datagrams over loopback, system time included, the two checkouts'
+readers (and ours made to record source addresses) in one process, batch by batch in turn,
+so the machine's load weighs on them alike (not with --instructions: valgrind does not count
+the kernel).
 
 With --instructions the measure is the number of instructions executed per line, counted
 by valgrind (callgrind): one run each, deterministic (PYTHONHASHSEED=0), untouched by the other
@@ -24,11 +29,14 @@ Usage: python benchmarks/parse_speed.py --baseline /tmp/old-checkout [--rounds 5
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
+import socket
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,9 +117,52 @@ def instructions(checkout: Path, kind: str, batches: int) -> float:
             check=True,
             timeout=1200,
         )
-        counts.append(int(re.search(r"Collected : (\d+)", out.stderr).group(1)))
+        found = re.search(r"Collected : (\d+)", out.stderr)
+        if found is None:
+            raise SystemExit(f"no instruction count from valgrind:\n{out.stderr}")
+        counts.append(int(found.group(1)))
         lines_per_batch = {"counters": 256, "mix": 256 * 20, "tagged": 256 * 20}[kind]
     return (counts[1] - counts[0]) / (batches * lines_per_batch)
+
+
+def read_pairs(baseline: Path, batches: int = 3000) -> dict[str, float]:
+    """ns per datagram of each reader, reading full batches in turn (see the docstring)."""
+    spec = importlib.util.spec_from_file_location(
+        "baseline_recvmmsg", baseline / "aggregator" / "recvmmsg.py"
+    )
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"no aggregator/recvmmsg.py under {baseline}")
+    old = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(old)
+    sys.path.insert(0, str(ROOT))
+    from aggregator.recvmmsg import BATCH, BatchReader
+
+    def receiver() -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        return sock
+
+    addressed = BatchReader(65536)
+    addressed.keep_addresses(1e9)
+    readers = {"baseline": old.BatchReader(65536), "this": BatchReader(65536)}
+    readers["this, addresses"] = addressed
+    sockets = {name: receiver() for name in readers}
+    senders = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(8)]
+    datagrams = [b"app.requests.%d:1|c" % i for i in range(BATCH)]
+    used = dict.fromkeys(readers, 0.0)
+    read = dict.fromkeys(readers, 0)
+    for _ in range(batches):
+        for name, reader in readers.items():
+            for i, d in enumerate(datagrams):
+                senders[i % 8].sendto(d, sockets[name].getsockname())
+            start = time.process_time()
+            read[name] += reader.read(sockets[name])[1]
+            used[name] += time.process_time() - start
+    for s in [*sockets.values(), *senders]:
+        s.close()
+    return {name: used[name] / max(read[name], 1) * 1e9 for name in readers}
 
 
 def main() -> int:
@@ -122,7 +173,7 @@ def main() -> int:
     p.add_argument("--instructions", action="store_true", help="count instructions (valgrind)")
     args = p.parse_args()
     if args.instructions:
-        for kind in args.workload:
+        for kind in (k for k in args.workload if k != "read"):
             n = {"counters": 200, "mix": 10, "tagged": 10}[kind]
             base, this = (instructions(c, kind, n) for c in (args.baseline, ROOT))
             print(
@@ -133,6 +184,18 @@ def main() -> int:
         return 0
     batches = {"counters": 2000, "mix": 200, "tagged": 100}
     for kind in args.workload:
+        if kind == "read":
+            rounds = [read_pairs(args.baseline) for _ in range(args.rounds)]
+            for name in ("this", "this, addresses"):
+                ratios = [r[name] / r["baseline"] for r in rounds]
+                print(
+                    f"read      {name}/baseline, ns per datagram: median ratio "
+                    f"{statistics.median(ratios):.3f} (per round {min(ratios):.3f} to "
+                    f"{max(ratios):.3f}; baseline median "
+                    f"{statistics.median(r['baseline'] for r in rounds):.0f} ns)",
+                    flush=True,
+                )
+            continue
         times: dict[str, list[float]] = {"baseline": [], "this": []}
         for _ in range(args.rounds):
             for name, checkout in (("baseline", args.baseline), ("this", ROOT)):
