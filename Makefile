@@ -9,7 +9,7 @@ VENV   ?= .venv
 PYTHON ?= python3
 PY     := $(VENV)/bin/python
 
-.PHONY: up test check lint bench system-deps other-pythons
+.PHONY: up test check lint bench system-deps other-pythons node-deps
 .PRECIOUS: $(VENV)/.installed-%
 
 # One stamp per set of extras; re-install whenever the declared dependencies change.
@@ -21,6 +21,10 @@ $(VENV)/.installed-%: setup.cfg pyproject.toml
 
 system-deps:
 	./scripts/system-deps
+
+# npm senders the aggregator's tests drive (tests/node/package-lock.json pins them)
+node-deps:
+	npm ci --prefix tests/node --omit=optional --no-audit --no-fund
 
 # The storage side, Grafana as code and the demo: not the test toolchain.
 up: $(VENV)/.installed-run
@@ -34,7 +38,7 @@ lint: $(VENV)/.installed-all
 check: lint
 	$(PY) -m pytest -q -m "not slow" $(ARGS)
 
-test: $(VENV)/.installed-all system-deps lint
+test: $(VENV)/.installed-all system-deps node-deps lint
 	$(PY) -m pytest $(ARGS)
 	./scripts/other-pythons
 

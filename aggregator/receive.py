@@ -31,7 +31,8 @@ from typing import cast
 from .config import Config
 from .memory import release_memory
 from .parse import Parser
-from .recvmmsg import BATCH, BatchReader
+from .recvmmsg import BATCH, BatchReader, format_address
+from .rejections import WINDOW, message, needles
 from .state import Interval
 
 log = logging.getLogger("aggregator.receive")
@@ -190,6 +191,7 @@ class Receiver:
         self._limits(config)
         self.interval = Interval()
         self.streams: dict[socket.socket, bytes] = {}
+        self.peers: dict[socket.socket, str] = {}  # TCP connection -> sender, for the log
         self.selector = selectors.DefaultSelector()
 
     def configure(self, config: Config) -> None:
@@ -225,7 +227,7 @@ class Receiver:
     def drain(self, sock: socket.socket) -> bool:
         """Read what is waiting (bounded, so the control pipe is never starved); True when
         the bound was reached (more may be waiting), False once the socket was empty."""
-        iv, sequence = self.interval, self.sequence
+        iv, sequence, rejected = self.interval, self.sequence, self.parser.rejected
         try:
             if self.batch is not None:
                 read, feed = self.batch.read, self.parser.feed_joined
@@ -234,15 +236,19 @@ class Receiver:
                         data, count, cut, longest = read(sock)
                     if count:
                         feed(data, count, cut, longest, iv)
+                        if rejected:  # before the next read, which reuses the addresses
+                            self.log_rejected(data)
                     if count < BATCH:
                         time.sleep(_COALESCE)
                         return False
             else:
-                recv, size, feed_many = sock.recv, self.bufsize, self.parser.feed_many
+                recv, size, feed_many = sock.recvfrom, self.bufsize, self.parser.feed_many
                 for _ in range(_DRAIN):
                     with sequence as iv.seq:
-                        data = recv(size)
+                        data, address = recv(size)
                     feed_many((data,), iv)
+                    if rejected:
+                        self.log_rejected(data, _format(address))
         except BlockingIOError:
             time.sleep(_COALESCE)
         except OSError as exc:  # e.g. ECONNREFUSED bounced to a UDP socket: not fatal
@@ -250,6 +256,22 @@ class Receiver:
         else:
             return True
         return False
+
+    def log_rejected(self, data: bytes, sender: str | None = None) -> None:
+        """Log the rejected lines the parser kept with their sender: `sender` when the caller
+        knows it, else the batch reader finds the datagram of the last read that held the
+        line (the first one: another sender of the very same line may be named instead)."""
+        for item in self.parser.rejected:
+            found = sender
+            if found is None and self.batch is not None:
+                self.batch.keep_addresses(WINDOW)  # so the next ones can be named
+                candidates: list[bytes | None] = [*needles(item)] or [None]
+                for needle in candidates:
+                    found = self.batch.sender(data, needle)
+                    if found:
+                        break
+            log.warning("%s", message(item, found))
+        self.parser.rejected.clear()
 
     def drain_backlog(self) -> None:
         """At shutdown, read what the kernel still holds: it was sent before the stop."""
@@ -263,11 +285,12 @@ class Receiver:
 
     def accept(self, listener: socket.socket) -> None:
         try:
-            conn, _ = listener.accept()
+            conn, address = listener.accept()
         except OSError:
             return
         conn.setblocking(False)
         self.streams[conn] = b""
+        self.peers[conn] = f"TCP {_format(address)}"
         self.selector.register(conn, selectors.EVENT_READ)
 
     def stream(self, conn: socket.socket) -> bool:
@@ -283,25 +306,31 @@ class Receiver:
         if not data:  # end of stream: a last line without newline is still a line
             self.selector.unregister(conn)
             del self.streams[conn]
+            peer = self.peers.pop(conn, None)
             conn.close()
             if buffered:
-                self._feed_stream(buffered)
+                self._feed_stream(buffered, peer)
             return False
+        peer = self.peers.get(conn)
         cut = buffered.rfind(b"\n") + 1
         if cut:
-            self._feed_stream(buffered[:cut])
+            self._feed_stream(buffered[:cut], peer)
             buffered = buffered[cut:]
         if len(buffered) > self.max_line:
             self.interval.metrics += 1
-            self.interval.reject("line_too_long")
+            self.parser.reject("line_too_long", buffered[: self.max_line + 1], self.interval)
             buffered = b""
+            if self.parser.rejected:
+                self.log_rejected(b"", peer or "TCP")
         self.streams[conn] = buffered
         return True
 
-    def _feed_stream(self, packet: bytes) -> None:
+    def _feed_stream(self, packet: bytes, peer: str | None) -> None:
         with self.sequence as seq:  # a place in the global order, like a datagram batch
             self.interval.seq = seq
         self.parser.feed(packet, self.interval)
+        if self.parser.rejected:
+            self.log_rejected(packet, peer or "TCP")
 
     def command(self) -> bool:
         """Handle one message from the flusher; False when this process should exit."""
@@ -326,6 +355,16 @@ class Receiver:
         elif action == "config":
             self.configure(arg)
         return True
+
+
+def _format(address: object) -> str:
+    """A socket module address (a tuple, or a Unix path) as the log shows it."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    if isinstance(address, bytes):
+        return format_address(address)
+    return str(address) or "an unnamed Unix socket"
 
 
 def run_receiver(

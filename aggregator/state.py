@@ -59,6 +59,9 @@ class Interval:
     metrics: int = 0
     bad: int = 0
     rejects: Counter[str] = field(default_factory=Counter)  # bad lines by reason
+    # What was read and deliberately not stored (DogStatsD events, service checks, ignored
+    # fields), by internal counter name under prefix_stats; each line counts once a name.
+    extras: Counter[str] = field(default_factory=Counter)
     last_msg_seen: float = 0.0
     names: int = 0  # distinct keys created in this interval (for the name cap)
 
@@ -132,6 +135,9 @@ class Store:
                 (f"{prefix_stats}.metrics_received", iv.metrics),
             ):
                 counters[key] = counters.get(key, 0) + value
+            for name, count in iv.extras.items():  # created when first seen
+                key = f"{prefix_stats}.{name}"
+                counters[key] = counters.get(key, 0) + count
             for key, increment in iv.counters.items():
                 if self._room(counters, key, dropped):
                     counters[key] = counters.get(key, 0) + increment

@@ -15,8 +15,13 @@ Scenarios:
   timers    100k timer names at 100k metrics/s offered, 10 s flushes: loss across flushes
             and peak RSS
 
+With --baseline DIR a third daemon takes part in the same run: ours from another checkout
+(e.g. the commit before a change: `git archive <commit> | tar -x -C DIR`), its trials
+interleaved with the others', so a change is measured against the code before it on the same
+machine at the same time (its ratio to the reference is printed beside ours).
+
 Usage: python benchmarks/aggregator_throughput.py [--scenario mix counters timers]
-       [--repeat N] [--seconds S]
+       [--repeat N] [--seconds S] [--baseline DIR]
 The reference is installed with `npm install --prefix` into ~/.cache/statsd-metrics-bench
 (or $STATSD_BENCH_CACHE), outside the repository.
 """
@@ -46,6 +51,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CACHE = Path(os.environ.get("STATSD_BENCH_CACHE", Path.home() / ".cache/statsd-metrics-bench"))
 RCVBUF = 8 * 1024 * 1024
+BASELINE = ROOT  # --baseline: another checkout of the repository, run as the kind "baseline"
 LOSS_LIMIT = 0.001
 
 SERVER_MODULE = """\
@@ -330,8 +336,13 @@ class Daemon:
             cmd = [sys.executable, "-m", "aggregator", "--config", str(path)]
             cmd += ["--port", str(self.port), "--mgmt-port", str(mgmt)]
             cmd += ["--graphite-port", str(sink.port), "--flush-interval", str(flush_s)]
+        root = BASELINE if kind == "baseline" else ROOT
+        path = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "PYTHONPATH": path} if kind != "reference" else None
         self.log = (workdir / f"{kind}-{self.port}.log").open("w")
-        self.process = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            cmd, cwd=root, env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
         self._wait_mgmt(mgmt)
         self.memory = MemorySampler(self.process.pid)
 
@@ -457,7 +468,8 @@ class Search:
 
 def highest_rates(w: Workload, per: int, seconds: float, workdir: Path) -> dict[str, float]:
     """Both searches, their trials interleaved so both see the same machine over time."""
-    searches = [Search(kind, w, per, seconds, workdir) for kind in ("reference", "ours")]
+    kinds = ["reference", "ours"] + (["baseline"] if BASELINE != ROOT else [])
+    searches = [Search(kind, w, per, seconds, workdir) for kind in kinds]
     while not all(s.done for s in searches):
         for search in searches:
             if not search.done:
@@ -492,7 +504,11 @@ def main() -> int:
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--seconds", type=float, default=3.0, help="sending time per trial")
     p.add_argument("--timers-seconds", type=float, default=30.0)
+    p.add_argument("--baseline", type=Path, help="another checkout, run beside ours")
     args = p.parse_args()
+    global BASELINE
+    if args.baseline:
+        BASELINE = args.baseline.resolve()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop our daemons on the way out
     reference_js()
     loadgen()
@@ -503,7 +519,9 @@ def main() -> int:
             print(f"run {run + 1}/{args.repeat}", flush=True)
             for scenario in args.scenario:
                 print(f"[{scenario}]", flush=True)
-                by_kind = results.setdefault(scenario, {"reference": [], "ours": []})
+                by_kind = results.setdefault(
+                    scenario, {"reference": [], "ours": [], "baseline": []}
+                )
                 if scenario == "timers":
                     for kind in ("reference", "ours"):
                         by_kind[kind].append(timers_scenario(kind, args.timers_seconds, workdir))
@@ -545,6 +563,13 @@ def report(results: dict[str, dict[str, list]]) -> None:
             f"{statistics.median(ratios):.2f}x (target {targets[scenario]:.0f}x); "
             f"per run: {', '.join(f'{x:.2f}x' for x in ratios)}"
         )
+        if by_kind["baseline"]:
+            base = [b / r for b, r in zip(by_kind["baseline"], ref, strict=True) if r]
+            print(
+                f"  {scenario:8} baseline {statistics.median(by_kind['baseline']):>10,.0f} "
+                f"metrics/s: median ratio {statistics.median(base):.2f}x; per run: "
+                f"{', '.join(f'{x:.2f}x' for x in base)}"
+            )
 
 
 if __name__ == "__main__":

@@ -124,11 +124,27 @@ def test_empty_lines_and_empty_datagrams_are_not_metrics():
         (b"a:1", "no_type"),
         (b"a:1|x", "unknown_type"),
         (b"a:1|", "unknown_type"),
-        (b"a:1|c|", "bad_sample_rate"),
+        (b"a:1|c|", "unknown_field"),
         (b"a:1|c|@", "bad_sample_rate"),
         (b"a:1|c|@abc", "bad_sample_rate"),
         (b"a:1|c|@-0.5", "bad_sample_rate"),
-        (b"a:1|c|0.5", "bad_sample_rate"),
+        (b"a:1|c|0.5", "unknown_field"),
+        (b"a:1|c|x:1", "unknown_field"),
+        (b"a:1|c|c", "unknown_field"),
+        (b"a:1|c|@0.5|c:x|@0.5", "repeated_field"),
+        (b"a:1|c|c:x|c:y", "repeated_field"),
+        (b"a:1|c|T", "bad_timestamp"),
+        (b"a:1|c|T-5", "bad_timestamp"),
+        (b"a:1|c|T1.5", "bad_timestamp"),
+        (b"a:1|c|c:x|@0", "bad_sample_rate"),
+        (b"a:1:x:3|d", "bad_value"),
+        (b"a:1:-2|ms", "negative_timer"),
+        (b"_e{5,4}:title|tex", "bad_event"),
+        (b"_e{x,4}:title|text", "bad_event"),
+        (b"_e{5,4}:title|textX", "bad_event"),
+        (b"_sc|name|4", "bad_service_check"),
+        (b"_sc||0", "bad_service_check"),
+        (b",k=v:1|c", "empty_name"),
         (b"a:1|c|@0", "bad_sample_rate"),
         (b"a:1|s|@x", "bad_sample_rate"),
         (b"a:0x10|c", "bad_value"),
@@ -158,10 +174,106 @@ def test_rejected_and_counted(line: bytes, reason: str):
     assert iv.metrics == 3
 
 
-def test_each_bad_group_of_a_multi_value_line_counts():
+def test_a_multi_group_line_keeps_its_good_groups_and_counts_once():
+    # the reference takes the good groups too, but counts each bad one
     iv = parse(b"k:1|c:x|c:2|q:3|c")
     assert iv.counters == {"k": 4}
-    assert iv.bad == 2
+    assert iv.rejects == {"bad_value": 1}
+    assert iv.bad == 1
+
+
+def test_reference_groups_may_carry_sample_rates():
+    iv = parse(b"k:1|c|@0.5:2|ms|@0.25")
+    assert iv.counters == {"k": 2.0}
+    assert iv.timers == {"k": array("d", [2.0])}
+    assert iv.timer_count("k") == 4.0
+
+
+def test_dogstatsd_packed_values_share_type_rate_and_tags():
+    iv = parse(b"t:1:2:32|d|@0.5|#env:prod\nc:1:2|c")
+    assert iv.timers == {"t;env=prod": array("d", [1.0, 2.0, 32.0])}
+    assert iv.timer_count("t;env=prod") == 6.0
+    assert iv.counters == {"c": 3}
+    assert (iv.metrics, iv.bad) == (2, 0)
+
+
+def test_packed_values_are_all_taken_or_the_line_is_rejected_once():
+    iv = parse(b"t:1:x:3|d\ng:5:-1:+2|g")
+    assert iv.timers == {}
+    assert iv.rejects == {"bad_value": 1}
+    assert iv.gauges["g"] == Gauge(0, 5.0, [(0, -1.0), (0, 2.0)])
+
+
+def test_a_set_member_keeps_its_colons():
+    assert parse(b"s:a:b|s|c:x").sets == {"s": {"a:b"}}
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        "|c:abc123",
+        "|T1700000000",
+        "|e:it-false,cn-app,pu-123",
+        "|card:orchestrator",
+        "|@0.5|#k:v|c:ci-1,in-2|T1700000000|e:x|card:low",
+        "|card:low|e:x|T1700000000|c:abc|#k:v|@0.5",
+        "|#k:v|T1700000000|@0.5",
+    ],
+)
+def test_dogstatsd_fields_in_any_order_after_the_type(fields: str):
+    rate = 0.5 if "@" in fields else 1.0
+    tags = ";k=v" if "#" in fields else ""
+    iv = parse(f"a:1|c{fields}\nt:4|ms{fields}\ns:u|s{fields}\ng:3|g{fields}".encode())
+    assert iv.counters == {f"a{tags}": 1 / rate}
+    assert iv.timers == {f"t{tags}": array("d", [4.0])}
+    assert iv.timer_count(f"t{tags}") == 1 / rate
+    assert iv.sets == {f"s{tags}": {"u"}}
+    assert iv.gauges == {f"g{tags}": Gauge(0, 3.0)}
+    assert (iv.metrics, iv.bad) == (4, 0)
+
+
+def test_ignored_fields_count_once_per_line_and_name():
+    iv = parse(b"a:1|c|c:x|T1\nb:1:2:3|d|c:y|e:z\nc:1|c|card:low\nd:1|c")
+    assert iv.extras == {
+        "ignored_fields.container_id": 2,
+        "ignored_fields.timestamp": 1,
+        "ignored_fields.external_data": 1,
+        "ignored_fields.cardinality": 1,
+    }
+    assert iv.bad == 0
+
+
+def test_a_rate_before_the_fields_is_not_treated_differently():
+    # the issue: `x:1|c|@0.5|c:id` was accepted while `x:1|c|c:id` counted twice as bad
+    assert parse(b"x:1|c|@0.5|c:id").counters == parse(b"x:2|c|c:id").counters == {"x": 2}
+
+
+def test_events_and_service_checks_are_counted_not_stored_not_bad():
+    iv = parse(
+        "_e{5,4}:title|text\n_e{6,10}:ti|tle|text\\nmore|d:1700000000|h:web1|p:low|t:error|#a:b\n"
+        "_e{2,2}:é|ok|k:agg\n_sc|db.ok|0\n_sc|db.ok|2|d:1700000000|h:web1|#a:b|m:down: no route\n"
+        "a:1|c".encode()
+    )
+    assert iv.extras == {"events_received": 3, "service_checks_received": 2}
+    assert iv.counters == {"a": 1}
+    assert (iv.metrics, iv.bad, iv.names) == (6, 0, 1)
+
+
+def test_telegraf_tags_in_the_name_become_tags():
+    iv = parse(b"requests,route=home,method=get:1|c\nlat,host=a;b:5|ms\nflag,canary:1|c")
+    assert iv.counters == {"requests;route=home;method=get": 1, "flag;canary": 1}
+    assert iv.timers == {"lat;host=a_b": array("d", [5.0])}
+
+
+def test_telegraf_and_dogstatsd_tags_in_one_line_merge_as_one_representation():
+    iv = parse(b"req,route=home:1|c|#method:get\nreq:1|c|#route:home,method:get")
+    assert iv.counters == {"req;route=home;method=get": 2}
+
+
+def test_telegraf_tags_with_packed_values_and_fields():
+    iv = parse(b"lat,route=home:1:2|ms|@0.5|c:abc")
+    assert iv.timers == {"lat;route=home": array("d", [1.0, 2.0])}
+    assert iv.timer_count("lat;route=home") == 4.0
 
 
 def test_oversized_datagram_is_rejected_whole():
