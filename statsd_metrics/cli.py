@@ -32,7 +32,7 @@ from .supervisor import PipelineError, Supervisor, check_dependencies, check_por
 from .supervisor.carbon_python import ENV as CARBON_PYTHON_ENV
 from .supervisor.carbon_python import CarbonPythonError, find
 from .supervisor.layout import HOST, Layout, LayoutError, Ports
-from .supervisor.parts import demo_banner, parts
+from .supervisor.parts import SHIPPED_DASHBOARDS, demo_banner, parts
 
 PROG = "statsd-metrics"
 
@@ -221,7 +221,10 @@ def up(args: argparse.Namespace) -> int:
         with data_dir_lock(layout.data_dir):
             python = find(args.carbon_python, layout.data_dir / "python")
             _say(f"carbon-cache and the render API run under {python.describe()}")
-            pipeline_parts = parts(layout, python, demo=args.demo)
+            dashboards = templates / "grafana" / "dashboards"
+            if not dashboards.is_dir():  # --graphite-config: Carbon and render templates only
+                dashboards = SHIPPED_DASHBOARDS
+            pipeline_parts = parts(layout, python, demo=args.demo, dashboards=dashboards)
             check_dependencies(pipeline_parts)
             check_ports_free(pipeline_parts, HOST)
             config.render(layout, templates, aggregator_config)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import time
 import urllib.parse
@@ -20,7 +21,7 @@ from flask import Blueprint, abort, request
 from graphite_render.app import app
 
 from ..grafana.alerts.rules import seconds
-from ..grafana.dashboards import load_all
+from ..grafana.dashboards import DASHBOARD_DIR, load_all
 from ..grafana.dashboards.templating import ALL, PanelQuery, Variable, panels, resolve
 
 PAGE = (Path(__file__).parent / "page.html").read_text()
@@ -47,6 +48,12 @@ ROW_HEIGHT = 30  # px per grid row, as in Grafana
 DEFAULT_REFRESH = 30
 
 blueprint = Blueprint("dashboards", __name__, url_prefix="/dashboards")
+
+
+def dashboards() -> dict[str, dict]:
+    """The dashboards by uid: `up` names their directory in STATSD_METRICS_DASHBOARDS (an
+    `init` copy's when it runs from one, so an edited dashboard shows as edited)."""
+    return load_all(Path(os.environ.get("STATSD_METRICS_DASHBOARDS") or DASHBOARD_DIR))
 
 
 def _find(query: str) -> list[str]:
@@ -122,7 +129,7 @@ def _select(variable: Variable) -> str:
 # /dashboards/ arrives as /dashboards: match it as is rather than redirect in a loop.
 @blueprint.get("/", strict_slashes=False)
 def index() -> str:
-    models = sorted(load_all().items(), key=lambda item: item[1]["title"])
+    models = sorted(dashboards().items(), key=lambda item: item[1]["title"])
     items = "".join(
         f'<li><a href="/dashboards/{uid}">{html.escape(model["title"])}</a>: '
         f"{html.escape(model.get('description', ''))}</li>"
@@ -134,7 +141,7 @@ def index() -> str:
 
 @blueprint.get("/<uid>")
 def dashboard(uid: str) -> str:
-    model = load_all().get(uid)
+    model = dashboards().get(uid)
     if model is None:
         abort(404)
     chosen = {key[4:]: request.args.getlist(key) for key in request.args if key.startswith("var-")}

@@ -12,7 +12,9 @@ import socket
 import sys
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
+from ..graphite import CONF_DIR
 from . import Part
 from .carbon_python import CarbonPython
 from .layout import HOST, INSTANCE_STRIDE, Aggregator, CarbonCache, Layout
@@ -89,7 +91,13 @@ def relay(layout: Layout) -> Part:
     )
 
 
-def render_api(layout: Layout, python: CarbonPython) -> Part:
+# The preview reads its dashboards from here (statsd_metrics/preview), as Grafana's dashboard
+# provider does from the same variable (README, "Grafana").
+DASHBOARDS_VARIABLE = "STATSD_METRICS_DASHBOARDS"
+SHIPPED_DASHBOARDS = CONF_DIR / "grafana" / "dashboards"
+
+
+def render_api(layout: Layout, python: CarbonPython, dashboards: Path = SHIPPED_DASHBOARDS) -> Part:
     url = f"http://{HOST}:{layout.render_port}/metrics/find?query=*"
     return Part(
         name="render API",
@@ -115,7 +123,11 @@ def render_api(layout: Layout, python: CarbonPython) -> Part:
         ],
         ready=lambda: http_ok(url),
         listens=[(layout.render_port, "tcp", "--render-port")],
-        env={**python.env, "GRAPHITE_API_CONFIG": str(layout.render_conf)},
+        env={
+            **python.env,
+            "GRAPHITE_API_CONFIG": str(layout.render_conf),
+            DASHBOARDS_VARIABLE: str(dashboards),
+        },
         stop_timeout=15.0,
     )
 
@@ -191,12 +203,19 @@ def _flag(flag: str, index: int) -> str:
     return flag if index == 0 else f"{flag} (instance {index} uses it + {INSTANCE_STRIDE * index})"
 
 
-def parts(layout: Layout, python: CarbonPython, *, demo: bool = False) -> list[Part]:
-    """`python` runs carbon-cache and the render API (carbon_python.find)."""
+def parts(
+    layout: Layout,
+    python: CarbonPython,
+    *,
+    demo: bool = False,
+    dashboards: Path = SHIPPED_DASHBOARDS,
+) -> list[Part]:
+    """`python` runs carbon-cache and the render API (carbon_python.find); the preview shows
+    the dashboards in `dashboards` (an `init` copy's, when `up` runs from one)."""
     found = [carbon_cache(layout, cache, python) for cache in layout.caches]
     if layout.relay_port is not None:
         found.append(relay(layout))
-    found.append(render_api(layout, python))
+    found.append(render_api(layout, python, dashboards))
     found += [aggregator(layout, agg) for agg in layout.aggregators]
     if demo:
         found.append(demo_app(layout))  # last: it feeds everything else

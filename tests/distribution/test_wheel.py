@@ -114,6 +114,9 @@ def running(installed: Installed) -> Iterator[RunningUp]:
     """`up --config-dir conf --demo` from the installed wheel (conf written by `init`)."""
     done = installed.run("init", "conf")
     assert done.returncode == 0, done.stderr
+    service = installed.home / "conf" / "grafana" / "dashboards" / "service.json"
+    model = json.loads(service.read_text())
+    service.write_text(json.dumps({**model, "title": EDITED_TITLE}))  # the preview shows it
     up = RunningUp(installed.home / "var", "--config-dir", "conf", "--flush-interval", "1",
                    "--demo", command=installed.command, cwd=installed.home,
                    env=installed.env)  # fmt: skip
@@ -121,6 +124,9 @@ def running(installed: Installed) -> Iterator[RunningUp]:
         yield up.wait_ready(120)
     finally:
         up.stop(signal.SIGTERM)
+
+
+EDITED_TITLE = "Service as edited in conf"
 
 
 def round_trip(up: RunningUp, name: str, sends: int = 3) -> None:
@@ -184,7 +190,7 @@ def test_up_demo_alerts_and_preview_from_the_installed_wheel(installed: Installe
     dashboards = up.addresses["dashboards"][0]
     with urllib.request.urlopen(dashboards, timeout=30) as response:
         index = response.read().decode()
-    assert "Service" in index
+    assert EDITED_TITLE in index  # the dashboards of --config-dir, not the shipped ones
     links = re.findall(r'href="/dashboards/([\w-]+)"', index)
     assert len(links) >= 5, index
     with urllib.request.urlopen(f"{up.render_url}/dashboards/{links[0]}", timeout=60) as page:
