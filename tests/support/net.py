@@ -199,7 +199,9 @@ class CarbonSink:
                 current = []
         return out
 
-    def wait_flush(self, check: Callable[[dict[str, str]], bool], after: int = 0) -> dict:
+    def wait_flush(
+        self, check: Callable[[dict[str, str]], bool], after: int = 0, timeout: float = WAIT
+    ) -> dict:
         """The first complete flush (from index `after`) whose {path: value} passes `check`."""
 
         def find():
@@ -209,7 +211,7 @@ class CarbonSink:
                     return values
             return None
 
-        return wait_until(find, what="a matching flush")
+        return wait_until(find, timeout, what="a matching flush")
 
     def next_flush(self) -> int:
         """Wait for one more complete flush; return the count, for `wait_flush(after=...)`."""
