@@ -53,11 +53,9 @@ def pseudonyms(start: int, count: int) -> list[str]:
     return [f"{(n * 0x9E3779B97F4A7C15) & (2**64 - 1):016x}" for n in range(start, start + count)]
 
 
-def held_bytes(members: int, per_flush: int, mode: str) -> int:
-    """Bytes still allocated once a day of `members` went through `mode` ("daily" or "peer")."""
-    gc.collect()
-    tracemalloc.start()
-    base = tracemalloc.get_traced_memory()[0]
+def fill(members: int, per_flush: int, mode: str) -> tuple[DailySets, set[str]]:
+    """A day of `members` pseudonyms, `per_flush` at a time, kept by `mode`: "daily" (the
+    aggregator's state) or "peer" (a set of the pseudonyms themselves)."""
     daily, peer = DailySets(), set()
     daily.roll(TS)
     for start in range(0, members, per_flush):
@@ -67,17 +65,26 @@ def held_bytes(members: int, per_flush: int, mode: str) -> int:
         else:
             peer |= batch
         del batch
+    return daily, peer
+
+
+def held_bytes(members: int, per_flush: int, mode: str) -> int:
+    """Bytes still allocated once a day of `members` went through `mode` ("daily" or "peer")."""
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    kept = fill(members, per_flush, mode)
     gc.collect()
     held = tracemalloc.get_traced_memory()[0] - base
     tracemalloc.stop()
+    del kept
     return held
 
 
 RSS_CHILD = """
 import sys
 sys.path.insert(0, sys.argv[1])
-from benchmarks.daily_users import ACTIVE, TS, pseudonyms
-from aggregator.daily import DailySets
+from benchmarks.daily_users import fill
 import gc
 def rss():
     with open("/proc/self/statm") as f:
@@ -85,15 +92,7 @@ def rss():
 members, per_flush, mode = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 gc.collect()
 base = rss()
-daily, peer = DailySets(), set()
-daily.roll(TS)
-for start in range(0, members, per_flush):
-    batch = set(pseudonyms(start, min(per_flush, members - start)))
-    if mode == "daily":
-        daily.add(ACTIVE, batch, cap=members)
-    else:
-        peer |= batch
-    del batch
+kept = fill(members, per_flush, mode)
 gc.collect()
 print(rss() - base)
 """
